@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make run` (the pipeline once, on the built-in sandbox) and
+# `make test` (the whole suite). Both create .venv and install what they need first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test dev validate bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install                    ## run every configured connection once and print what it did
+	@$(BIN)/sync-pipeline run
+
+test: install validate          ## the whole test suite
+	@$(BIN)/pytest -n 2 -q
+
+validate: install               ## the Dagster definitions load
+	@mkdir -p var
+	@$(BIN)/dagster definitions validate -w workspace.yaml > var/validate.log 2>&1 || (cat var/validate.log; exit 1)
+	@grep -ho "All code locations passed validation." var/validate.log
+
+dev: install                    ## sandbox + Dagster UI on http://127.0.0.1:3000
+	@$(BIN)/sync-pipeline dev
+
+clean:
+	rm -rf var .pytest_cache

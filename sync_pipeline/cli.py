@@ -1,0 +1,104 @@
+"""`sync-pipeline`: run the configured connections, serve the sandbox, start the UI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from sync_pipeline.config import ConfigError, default_config_path
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None,
+                   help="path to sync.yaml (default: $SYNC_PIPELINE_CONFIG or ./sync.yaml)")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sync_pipeline.local import ensure_dagster_home, sandbox_if_configured
+    from sync_pipeline.runner import render_text, run_connections, summarize
+
+    config_path = (args.config or default_config_path()).resolve()
+    ensure_dagster_home(config_path.parent)
+    with sandbox_if_configured(config_path) as sandbox:
+        runs = run_connections(config_path, connections=args.connection or None,
+                               dry_run=True if args.dry_run else None, as_of=args.as_of)
+        summary = summarize(runs, config_path)
+        if sandbox is not None:
+            summary["sandbox"] = {"url": sandbox.url, **sandbox.sugester.record_counts()}
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(render_text(summary))
+        if sandbox is not None:
+            counts = summary["sandbox"]
+            print(f"sandbox (stopped): Sugester holds {counts.get('clients', 0)} clients and "
+                  f"{counts.get('deals', 0)} deals")
+    return 0 if summary["ok"] else 1
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from sync_pipeline.sandbox.server import main as sandbox_main
+
+    return sandbox_main(args.rest)
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    """The sandbox (when configured) and the Dagster UI on the same configuration."""
+    from sync_pipeline.local import ensure_dagster_home, sandbox_if_configured
+
+    config_path = (args.config or default_config_path()).resolve()
+    ensure_dagster_home(config_path.parent)
+    os.environ["SYNC_PIPELINE_CONFIG"] = str(config_path)
+    with sandbox_if_configured(config_path) as sandbox:
+        if sandbox is not None:
+            print(f"sandbox serving at {sandbox.url}", flush=True)
+        cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(config_path.parent / "workspace.yaml"),
+               "-h", args.host, "-p", str(args.port)]
+        try:
+            return subprocess.call(cmd, cwd=config_path.parent)
+        except KeyboardInterrupt:
+            return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sync-pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run every configured connection once (or --connection NAME)")
+    _config_arg(run)
+    run.add_argument("--connection", action="append", metavar="NAME", help="only this connection (repeatable)")
+    run.add_argument("--dry-run", action="store_true", help="compute and record the plan; write nothing to targets")
+    run.add_argument("--json", action="store_true", help="print one machine-readable summary")
+    run.add_argument("--as-of", type=date.fromisoformat, default=None, help="metrics date (default: today, UTC)")
+    run.set_defaults(func=_cmd_run)
+
+    sandbox = sub.add_parser("sandbox", help="serve the vendor simulators with demo data", add_help=False)
+    sandbox.add_argument("rest", nargs=argparse.REMAINDER)
+    sandbox.set_defaults(func=_cmd_sandbox)
+
+    dev = sub.add_parser("dev", help="the sandbox plus the Dagster UI")
+    _config_arg(dev)
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=_cmd_dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

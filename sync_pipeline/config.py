@@ -1,0 +1,279 @@
+"""`sync.yaml` → typed settings: `${ENV}` interpolation, validation, errors that name file and key.
+
+A secret value is never part of an error message: messages are built from the key path and the
+problem only, never from pydantic's `input_value`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+CONFIG_ENV_VAR = "SYNC_PIPELINE_CONFIG"
+DEFAULT_CONFIG_NAME = "sync.yaml"
+DEFAULT_DEAL_KINDS = ("vat", "vat_margin", "advance", "final", "receipt")
+# Fakturownia/InvoiceOcean document kinds (VENDOR_APIS §1.6); a typo in deal_kinds must not silently select nothing.
+FAKTUROWNIA_KINDS = frozenset(
+    "vat proforma bill receipt advance final correction invoice_other vat_margin kp kw estimate vat_mp vat_rr "
+    "correction_note accounting_note client_order dw wnt wdt import_service import_service_eu import_products "
+    "export_products".split()
+)
+SCHEDULE_CRONS = {"nightly": "0 0 * * *", "every_3_hours": "0 */3 * * *"}
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML without implicit timestamps: dates reach validation as text, so a bad one is reported
+    with its key instead of crashing the parser."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class ConfigError(ValueError):
+    """The configuration file is unusable; the message names the file, the key and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`90m`, `2h`, `1d`, `30s` or a number of minutes."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(minutes=value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError("expected a duration such as 30m, 2h or 1d")
+    n, unit = int(m.group(1)), m.group(2)
+    return {"s": timedelta(seconds=n), "m": timedelta(minutes=n), "h": timedelta(hours=n), "d": timedelta(days=n)}[unit]
+
+
+class WarehouseSettings(_Strict):
+    path: Path = Path("var/warehouse.duckdb")
+
+
+class SandboxSettings(_Strict):
+    """Present only in a sandbox configuration: `sync-pipeline run` then serves the simulators itself."""
+
+    seed: int = 42
+    clients: int = Field(40, ge=1)
+    invoices_per_client: int = Field(6, ge=0)
+    months: int = Field(18, ge=1)
+    max_rps: float | None = None
+    state_file: Path | None = Path("var/sandbox_state.json")
+
+
+class RetrySettings(_Strict):
+    """Retries of 408/409/429/5xx and connection errors: capped, jittered exponential backoff."""
+
+    max_attempts: int = Field(6, ge=1)
+    base_delay: float = Field(0.5, ge=0)
+    max_delay: float = Field(30.0, ge=0)
+    total_budget: float = Field(120.0, gt=0)
+
+
+class _SystemBase(_Strict):
+    name: str = ""  # filled from the mapping key
+    base_url: str | None = None
+    account: str | None = None
+    timeout_seconds: float = Field(30.0, gt=0)
+    retry: RetrySettings = RetrySettings()
+
+    def http_options(self) -> dict:
+        from sync_pipeline.systems._http import RetryPolicy
+
+        return {"timeout": self.timeout_seconds, "retry": RetryPolicy(**self.retry.model_dump())}
+
+    @model_validator(mode="after")
+    def _needs_address(self):
+        if not self.base_url and not self.account:
+            raise ValueError("set either `account` (the subdomain) or `base_url`")
+        return self
+
+
+class FakturowniaSystem(_SystemBase):
+    """Fakturownia and InvoiceOcean: one API on two domains (VENDOR_APIS §1)."""
+
+    type: Literal["fakturownia", "invoiceocean"]
+    api_token: SecretStr
+    identifier: Literal["source_id", "external_id", "tax_id"] = "source_id"
+    reread_lag: timedelta = timedelta(hours=2)
+    per_page: int = Field(100, ge=1, le=100)
+
+    _lag = field_validator("reread_lag", mode="before")(classmethod(lambda cls, v: parse_duration(v)))
+
+    @property
+    def is_source(self) -> bool:
+        return True
+
+    def resolved_base_url(self) -> str:
+        from sync_pipeline.systems.fakturownia import base_url_for
+
+        return (self.base_url or base_url_for(self.type, self.account or "")).rstrip("/")
+
+
+class SugesterSystem(_SystemBase):
+    type: Literal["sugester"]
+    api_token: SecretStr
+
+    @property
+    def is_source(self) -> bool:
+        return False
+
+    def resolved_base_url(self) -> str:
+        from sync_pipeline.systems.sugester import base_url_for
+
+        return (self.base_url or base_url_for(self.account or "")).rstrip("/")
+
+
+System = Annotated[FakturowniaSystem | SugesterSystem, Field(discriminator="type")]
+
+
+class ConnectionSettings(_Strict):
+    name: str = ""
+    source: str
+    target: str
+    schedule: Literal["nightly", "every_3_hours", "manual"] = "every_3_hours"
+    deal_kinds: tuple[str, ...] = DEFAULT_DEAL_KINDS
+    history_start: date = date(2025, 1, 1)
+    dry_run: bool = False
+    error_budget: int = Field(10, ge=0)  # failed records per run before the run fails
+
+    @field_validator("deal_kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(kinds) - FAKTUROWNIA_KINDS)
+        if unknown:
+            raise ValueError(f"unknown document kind(s) {', '.join(unknown)}; known: {', '.join(sorted(FAKTUROWNIA_KINDS))}")
+        if not kinds:
+            raise ValueError("select at least one document kind")
+        return kinds
+
+    @property
+    def cron(self) -> str | None:
+        return SCHEDULE_CRONS.get(self.schedule)
+
+
+class Settings(_Strict):
+    path: Path = Path(DEFAULT_CONFIG_NAME)  # the file it was read from; relative paths resolve against its folder
+    warehouse: WarehouseSettings = WarehouseSettings()
+    sandbox: SandboxSettings | None = None
+    systems: dict[str, System]
+    connections: dict[str, ConnectionSettings]
+
+    @model_validator(mode="after")
+    def _wire(self):
+        for name in [*self.systems, *self.connections]:
+            if not _NAME.match(name):
+                raise ValueError(f"name {name!r} must be lower case letters, digits and _ (it becomes a Dagster asset key)")
+        for name, conn in self.connections.items():
+            src, tgt = self.systems.get(conn.source), self.systems.get(conn.target)
+            if src is None:
+                raise ValueError(f"connections.{name}.source: no system named {conn.source!r}")
+            if tgt is None:
+                raise ValueError(f"connections.{name}.target: no system named {conn.target!r}")
+            if not src.is_source:
+                raise ValueError(f"connections.{name}.source: {conn.source!r} ({src.type}) cannot be a source")
+            if tgt.is_source:
+                raise ValueError(f"connections.{name}.target: {conn.target!r} ({tgt.type}) cannot be a target")
+        return self
+
+    # -- derived -------------------------------------------------------------------------------
+    def resolve_path(self, p: Path) -> Path:
+        return p if p.is_absolute() else (self.path.parent / p)
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.resolve_path(self.warehouse.path)
+
+    @property
+    def source_systems(self) -> dict[str, FakturowniaSystem]:
+        return {n: s for n, s in self.systems.items() if s.is_source}
+
+    def connections_for_source(self, system: str) -> list[ConnectionSettings]:
+        return [c for c in self.connections.values() if c.source == system]
+
+    def history_start_for(self, system: str) -> date | None:
+        starts = [c.history_start for c in self.connections_for_source(system)]
+        return min(starts) if starts else None
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_NAME)
+
+
+def _interpolate(node: Any, where: str, env: Mapping[str, str], strict: bool, file: Path) -> Any:
+    if isinstance(node, dict):
+        return {k: _interpolate(v, f"{where}.{k}" if where else str(k), env, strict, file) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, f"{where}[{i}]", env, strict, file) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def repl(m: re.Match) -> str:
+        var, default = m.group(1), m.group(2)
+        if env.get(var):
+            return env[var]
+        if default is not None:
+            return default
+        if strict:
+            raise ConfigError(f"{file}: {where}: environment variable {var} is not set")
+        return m.group(0)  # definitions can load without secrets; runs resolve them strictly
+
+    return _ENV_REF.sub(repl, node)
+
+
+def _format_errors(file: Path, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in e["loc"])
+        # discriminated unions insert the tag into the location; drop it so the key path reads as in the file
+        loc = re.sub(r"\.(fakturownia|invoiceocean|sugester)(?=\.|$)", "", loc, count=1) if loc.startswith("systems.") else loc
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{file}: {loc}: {msg}" if loc else f"{file}: {msg}")
+    return "\n".join(lines)
+
+
+def load_settings(path: Path | str | None = None, *, env: Mapping[str, str] | None = None, strict: bool = True) -> Settings:
+    """Read and validate the configuration. `strict=False` leaves unset `${VAR}` references in place
+    (for loading Dagster definitions on a machine without the secrets)."""
+    file = Path(path) if path is not None else default_config_path()
+    env = os.environ if env is None else env
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: configuration file not found (set {CONFIG_ENV_VAR} or create {DEFAULT_CONFIG_NAME})") from None
+    try:
+        raw = yaml.load(text, Loader=_Loader) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ConfigError(f"{file}: not valid YAML at {where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: (top level): expected a mapping with `systems` and `connections`")
+    raw = _interpolate(raw, "", env, strict, file)
+    for section in ("systems", "connections"):
+        items = raw.get(section)
+        if isinstance(items, dict):
+            raw[section] = {k: ({**v, "name": k} if isinstance(v, dict) else v) for k, v in items.items()}
+    raw["path"] = file
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(file, exc)) from None

@@ -1,0 +1,51 @@
+"""Thin Dagster resources: the configuration (read at run time) and the DuckDB warehouse.
+
+Secrets stay in sync.yaml's `${ENV}` references and are resolved only inside a run, so they never
+become resource configuration that the UI would display.
+"""
+
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from sync_pipeline.config import FakturowniaSystem, Settings, SugesterSystem, load_settings
+from sync_pipeline.systems.fakturownia import FakturowniaClient
+from sync_pipeline.systems.sugester import SugesterClient
+from sync_pipeline.warehouse.db import ensure_schema
+
+
+class SyncSettings(dg.ConfigurableResource):
+    """The sync.yaml this code location was built from."""
+
+    config_path: str
+
+    def load(self) -> Settings:
+        return load_settings(self.config_path)
+
+    def fakturownia(self, system: str) -> FakturowniaClient:
+        cfg = self.load().systems[system]
+        assert isinstance(cfg, FakturowniaSystem)
+        return FakturowniaClient(
+            system=system, base_url=cfg.resolved_base_url(), api_token=cfg.api_token.get_secret_value(),
+            per_page=cfg.per_page, **cfg.http_options(),
+        )
+
+    def sugester(self, system: str) -> SugesterClient:
+        cfg = self.load().systems[system]
+        assert isinstance(cfg, SugesterSystem)
+        return SugesterClient(
+            system=system, base_url=cfg.resolved_base_url(), api_token=cfg.api_token.get_secret_value(),
+            **cfg.http_options(),
+        )
+
+
+@contextmanager
+def warehouse(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A warehouse connection with the schema in place."""
+    with resource.get_connection() as conn:
+        ensure_schema(conn)
+        yield conn

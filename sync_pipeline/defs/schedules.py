@@ -1,0 +1,54 @@
+"""A job per connection, its schedule (UTC), and a backfill job per source system's history."""
+
+
+import dagster as dg
+
+from sync_pipeline.config import ConnectionSettings
+from sync_pipeline.defs.extract import extract_keys
+from sync_pipeline.defs.load import load_keys
+from sync_pipeline.defs.metrics import ACCOUNT_METRICS
+from sync_pipeline.defs.staging import ACCOUNTS, INVOICES, QUARANTINE
+
+TIMEZONE = "UTC"
+
+
+def job_name(connection: str) -> str:
+    return f"{connection}_job"
+
+
+def metrics_run_config(as_of: str) -> dict:
+    return {"ops": {"metrics__account_metrics": {"config": {"as_of": as_of}}}}
+
+
+def build_connection_job(conn: ConnectionSettings):
+    keys = [*extract_keys(conn.source), ACCOUNTS, INVOICES, QUARANTINE, ACCOUNT_METRICS, *load_keys(conn.name)]
+    return dg.define_asset_job(
+        name=job_name(conn.name),
+        selection=dg.AssetSelection.assets(*keys),
+        description=f"Sync {conn.source} → {conn.target}: extract changes, stage, compute metrics, load.",
+        tags={"sync/connection": conn.name},
+    )
+
+
+def build_schedule(conn: ConnectionSettings, job) -> dg.ScheduleDefinition | None:
+    if conn.cron is None:  # manual
+        return None
+
+    @dg.schedule(
+        name=f"{conn.name}_schedule", job=job, cron_schedule=conn.cron, execution_timezone=TIMEZONE,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"{conn.schedule} ({conn.cron}, {TIMEZONE})",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        as_of = context.scheduled_execution_time.date().isoformat()
+        return dg.RunRequest(run_config=metrics_run_config(as_of), tags={"sync/as_of": as_of})
+
+    return _schedule
+
+
+def build_history_job(system: str):
+    return dg.define_asset_job(
+        name=f"{system}_history_job",
+        selection=dg.AssetSelection.assets(dg.AssetKey([system, "invoice_history"])),
+        description=f"Backfill {system} invoices month by month (launch a backfill over its partitions).",
+    )

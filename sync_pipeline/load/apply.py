@@ -1,0 +1,103 @@
+"""Apply a plan to a target: intent before send, answer recorded after, per-record failures kept.
+
+Systemic failures (authentication, connection, rate limit after retries) stop the run: failing
+every record one by one would only hide the cause. A rejected record (validation, a record gone
+from the target) is logged with the target's message and retried on the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import duckdb
+
+from sync_pipeline.load.ledger import Ledger, Outcome
+from sync_pipeline.load.plan import Plan, PlanItem
+from sync_pipeline.systems._http import ApiStatusError, AuthError, RateLimitError
+
+log = logging.getLogger("sync_pipeline.load")
+_CHUNK = 100
+
+
+class TargetWriter(Protocol):
+    """What a target needs to offer for one entity."""
+
+    def create(self, item: PlanItem) -> str: ...                 # returns the target id
+    def update(self, target_id: str, item: PlanItem) -> None: ...
+    def find(self, item: PlanItem) -> str | None: ...            # look up by our key (crash recovery)
+
+
+class ErrorBudgetExceeded(RuntimeError):
+    pass
+
+
+@dataclass
+class ApplyResult:
+    counts: Counter = field(default_factory=Counter)  # created, updated, adopted, unchanged, failed, blocked
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (our_key, message), first few
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {k: int(self.counts.get(k, 0)) for k in ("created", "updated", "adopted", "unchanged", "failed", "blocked")}
+
+
+def _is_record_problem(exc: Exception) -> bool:
+    return isinstance(exc, ApiStatusError) and not isinstance(exc, (AuthError, RateLimitError))
+
+
+def apply_plan(conn: duckdb.DuckDBPyConnection, plan: Plan, writer: TargetWriter, *, run_id: str, dry_run: bool,
+               error_budget: int, progress: Callable[[str], None] = log.info) -> ApplyResult:
+    ledger = Ledger(conn, connection=plan.connection, entity=plan.entity, run_id=run_id)
+    result = ApplyResult()
+    result.counts["unchanged"] = plan.counts.get("unchanged", 0)
+    result.counts["blocked"] = plan.counts.get("blocked", 0)
+    actionable = [i for i in plan.items if i.action != "blocked"]
+
+    if dry_run:
+        ledger.record([Outcome(i.our_key, f"plan_{i.action}", i.target_id, i.content_hash) for i in actionable], dry_run=True)
+        for i in actionable:
+            result.counts[{"create": "created", "recover": "created", "update": "updated"}[i.action]] += 1
+        return result
+
+    for start in range(0, len(actionable), _CHUNK):
+        chunk = actionable[start:start + _CHUNK]
+        ledger.mark_intended(i.our_key for i in chunk if i.action in ("create", "recover"))
+        outcomes: list[Outcome] = []
+        try:
+            for item in chunk:
+                outcomes.append(_apply_one(item, writer))
+        finally:  # keep what the target already answered, even when a systemic error stops the run
+            ledger.record(outcomes)
+        for o in outcomes:
+            result.counts[{"create": "created", "update": "updated", "adopt": "adopted", "fail": "failed"}[o.action]] += 1
+            if o.action == "fail" and len(result.errors) < 20:
+                result.errors.append((o.our_key, o.message or ""))
+        progress(f"{plan.connection}/{plan.entity}: {min(start + _CHUNK, len(actionable))}/{len(actionable)} written")
+        if result.counts["failed"] > error_budget:
+            raise ErrorBudgetExceeded(
+                f"{plan.connection}/{plan.entity}: {result.counts['failed']} records rejected by the target, "
+                f"above the error budget of {error_budget}; first: {result.errors[0][0]}: {result.errors[0][1]}"
+            )
+    return result
+
+
+def _apply_one(item: PlanItem, writer: TargetWriter) -> Outcome:
+    try:
+        if item.action == "recover":
+            found = writer.find(item)
+            if found is not None:
+                writer.update(found, item)
+                return Outcome(item.our_key, "adopt", found, item.content_hash)
+            return Outcome(item.our_key, "create", writer.create(item), item.content_hash)
+        if item.action == "create":
+            return Outcome(item.our_key, "create", writer.create(item), item.content_hash)
+        writer.update(item.target_id, item)
+        return Outcome(item.our_key, "update", item.target_id, item.content_hash)
+    except Exception as exc:
+        if not _is_record_problem(exc):
+            raise
+        log.warning("%s rejected: %s", item.our_key, exc)
+        return Outcome(item.our_key, "fail", item.target_id, None, str(exc))

@@ -1,0 +1,49 @@
+"""Sugester as a target: desired clients and deals (SQL), and the writers that send them."""
+
+from __future__ import annotations
+
+from sync_pipeline.load.plan import PlanItem
+from sync_pipeline.systems.sugester import SugesterClient
+from sync_pipeline.warehouse.db import read_sql
+
+OUR_KEY_NAME = "sync_pipeline"  # the key under which our id travels in Sugester's external_ids
+
+
+def desired_clients_sql() -> str:
+    return read_sql("sync_pipeline.load", "sql/sugester_clients.sql")
+
+
+def desired_deals_sql() -> str:
+    return read_sql("sync_pipeline.load", "sql/sugester_deals.sql")
+
+
+class SugesterClientsWriter:
+    def __init__(self, api: SugesterClient):
+        self.api = api
+
+    def create(self, item: PlanItem) -> str:
+        return str(self.api.create_client(item.payload)["id"])
+
+    def update(self, target_id: str, item: PlanItem) -> None:
+        self.api.update_client(int(target_id), item.payload)
+
+    def find(self, item: PlanItem) -> str | None:
+        found = self.api.find_client_by_external_id(item.our_key)
+        return str(found["id"]) if found else None
+
+
+class SugesterDealsWriter:
+    def __init__(self, api: SugesterClient):
+        self.api = api
+
+    def create(self, item: PlanItem) -> str:
+        return str(self.api.create_deal(item.payload)["id"])
+
+    def update(self, target_id: str, item: PlanItem) -> None:
+        self.api.update_deal(int(target_id), item.payload)
+
+    def find(self, item: PlanItem) -> str | None:
+        found = self.api.find_deal_by_external_id(
+            client_id=item.payload["client_id"], key=OUR_KEY_NAME, value=item.our_key
+        )
+        return str(found["id"]) if found else None

@@ -1,0 +1,62 @@
+"""Local set-up shared by the CLI commands: the Dagster home and the built-in sandbox."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sync_pipeline.config import FakturowniaSystem, Settings, SugesterSystem, load_settings
+
+SANDBOX_URL_VAR = "SYNC_SANDBOX_URL"
+
+
+def ensure_dagster_home(project_dir: Path) -> Path:
+    """DAGSTER_HOME defaults to var/dagster beside sync.yaml, seeded with the project's dagster.yaml."""
+    home = Path(os.environ.get("DAGSTER_HOME") or project_dir / "var" / "dagster").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    template = project_dir / "dagster.yaml"
+    if template.exists() and not (home / "dagster.yaml").exists():
+        shutil.copyfile(template, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _sandbox_settings(config_path: Path) -> Settings | None:
+    # Resolve with a placeholder URL: we only need the sandbox block and the tokens to accept.
+    settings = load_settings(config_path, env={**os.environ, SANDBOX_URL_VAR: "http://127.0.0.1"}, strict=False)
+    return settings if settings.sandbox is not None else None
+
+
+@contextmanager
+def sandbox_if_configured(config_path: Path) -> Iterator[object | None]:
+    """Serve the simulators for the run when the configuration is a sandbox one and nobody else
+    serves them already (SYNC_SANDBOX_URL unset)."""
+    settings = _sandbox_settings(config_path)
+    if settings is None or os.environ.get(SANDBOX_URL_VAR):
+        yield None
+        return
+    from sync_pipeline.sandbox.demo_data import DemoSpec
+    from sync_pipeline.sandbox.server import Sandbox
+
+    sb = settings.sandbox
+    tokens = {}
+    for system in settings.systems.values():
+        if isinstance(system, FakturowniaSystem):
+            tokens.setdefault("fakturownia_token", system.api_token.get_secret_value())
+        elif isinstance(system, SugesterSystem):
+            tokens.setdefault("sugester_token", system.api_token.get_secret_value())
+    sandbox = Sandbox(
+        spec=DemoSpec(seed=sb.seed, clients=sb.clients, invoices_per_client=sb.invoices_per_client, months=sb.months),
+        max_rps=sb.max_rps,
+        state_file=settings.resolve_path(sb.state_file) if sb.state_file else None,
+        **tokens,
+    ).start()
+    os.environ[SANDBOX_URL_VAR] = sandbox.url
+    try:
+        yield sandbox
+    finally:
+        os.environ.pop(SANDBOX_URL_VAR, None)
+        sandbox.stop()

@@ -1,0 +1,142 @@
+"""Run connections once, in process, on a Dagster instance, and gather what they did.
+
+The summary is read from the runs' own materialization metadata, so the CLI says exactly what the
+Dagster UI shows for the same runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from sync_pipeline.config import load_settings
+from sync_pipeline.defs.build import build_definitions
+from sync_pipeline.defs.schedules import job_name, metrics_run_config
+
+_LOAD_COUNTS = ("created", "updated", "adopted", "unchanged", "failed", "blocked")
+
+
+@dataclass
+class ConnectionRun:
+    connection: str
+    run_id: str
+    success: bool
+    duration_seconds: float
+    error: str | None
+    materializations: dict[str, dict[str, Any]] = field(default_factory=dict)  # asset key → metadata values
+
+
+def _metadata_values(metadata) -> dict[str, Any]:
+    return {k: getattr(v, "value", v) for k, v in metadata.items()}
+
+
+def _first_error(result) -> str | None:
+    for event in result.all_events:
+        if event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE") and event.event_specific_data is not None:
+            err = getattr(event.event_specific_data, "error", None)
+            if err is not None:
+                # the innermost cause is what a person needs; Dagster wraps it in its own frames
+                while getattr(err, "cause", None) is not None:
+                    err = err.cause
+                return f"{event.step_key or 'run'}: {err.message.strip()}"
+            if event.message:
+                return event.message
+    return None
+
+
+def run_connections(config_path: Path | str, *, connections: list[str] | None = None, dry_run: bool | None = None,
+                    as_of: date | None = None, instance: dg.DagsterInstance | None = None) -> list[ConnectionRun]:
+    settings = load_settings(config_path)  # strict: a missing secret fails here, before any run starts
+    names = connections or list(settings.connections)
+    unknown = [n for n in names if n not in settings.connections]
+    if unknown:
+        raise ValueError(f"{settings.path}: no connection named {', '.join(unknown)} (have: {', '.join(settings.connections)})")
+    defs = build_definitions(config_path)
+    instance = instance or dg.DagsterInstance.get()
+    runs = []
+    for name in names:
+        run_config: dict[str, Any] = metrics_run_config(as_of.isoformat() if as_of else "")
+        if dry_run is not None:
+            for entity in ("clients", "deals"):
+                run_config["ops"][f"{name}__{entity}"] = {"config": {"dry_run": dry_run}}
+        started = time.monotonic()
+        result = defs.resolve_job_def(job_name(name)).execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=False,
+            tags={"sync/connection": name, "sync/trigger": "cli"},
+        )
+        run = ConnectionRun(name, result.run_id, result.success, round(time.monotonic() - started, 2),
+                            None if result.success else _first_error(result))
+        for event in result.get_asset_materialization_events():
+            mat = event.event_specific_data.materialization
+            run.materializations[mat.asset_key.to_user_string()] = _metadata_values(mat.metadata)
+        runs.append(run)
+    return runs
+
+
+def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, Any]:
+    """One machine-readable summary: per system extracted/staged/quarantined, per connection and
+    entity created/updated/unchanged/failed."""
+    settings = load_settings(config_path, strict=False)
+    systems: dict[str, Any] = {}
+    connections: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    for run in runs:
+        m = run.materializations
+        conn = settings.connections[run.connection]
+        src = conn.source
+        sys_entry = systems.setdefault(src, {})
+        for entity, asset in (("clients", f"{src}/clients"), ("invoices", f"{src}/invoice_changes")):
+            extracted = m.get(asset, {}).get("records_received")
+            counts = (m.get("staging/accounts") if entity == "clients" else m.get("staging/invoices")) or {}
+            per = (counts.get("per_system") or {}).get(src, {}).get(entity, {})
+            entry = sys_entry.setdefault(entity, {"extracted": 0, "pages": 0})
+            entry["extracted"] += extracted or 0
+            entry["pages"] += m.get(asset, {}).get("pages_requested") or 0
+            if per:
+                entry.update(records_in=per["records_in"], staged=per["staged"], quarantined=per["quarantined"])
+        connections[run.connection] = {
+            "run_id": run.run_id,
+            "status": "success" if run.success else "failure",
+            "duration_seconds": run.duration_seconds,
+            "error": run.error,
+            "dry_run": bool(m.get(f"{run.connection}/deals", {}).get("dry_run", conn.dry_run)),
+            **{entity: {k: m.get(f"{run.connection}/{entity}", {}).get(k, 0) for k in _LOAD_COUNTS}
+               for entity in ("clients", "deals")},
+        }
+        if "metrics/account_metrics" in m:
+            mm = m["metrics/account_metrics"]
+            metrics = {k: mm.get(k) for k in ("as_of", "accounts", "accounts_overdue", "overdue_invoices", "by_currency")}
+    return {"ok": all(r.success for r in runs), "systems": systems, "connections": connections, "metrics": metrics}
+
+
+def render_text(summary: dict[str, Any]) -> str:
+    lines = []
+    for name, c in summary["connections"].items():
+        status = "OK" if c["status"] == "success" else "FAILED"
+        lines.append(f"{name}: {status} in {c['duration_seconds']:.1f} s (run {c['run_id'][:8]})"
+                     + ("  [dry run: nothing written]" if c["dry_run"] else ""))
+        if c["error"]:
+            lines.append(f"  error: {c['error']}")
+        for entity in ("clients", "deals"):
+            e = c[entity]
+            verb = "would create" if c["dry_run"] else "created"
+            extra = "".join(f", {k} {e[k]}" for k in ("adopted", "blocked") if e.get(k))
+            lines.append(f"  {entity:<8} {verb} {e['created']}, updated {e['updated']}, unchanged {e['unchanged']}, "
+                         f"failed {e['failed']}{extra}")
+    for name, entities in summary["systems"].items():
+        for entity, e in entities.items():
+            if "records_in" in e:
+                lines.append(f"  {name}/{entity}: extracted {e['extracted']} ({e['pages']} pages); "
+                             f"{e['records_in']} in = {e['staged']} staged + {e['quarantined']} quarantined")
+    mt = summary.get("metrics") or {}
+    if mt:
+        lines.append(f"  metrics as of {mt['as_of']}: {mt['accounts']} accounts, {mt['accounts_overdue']} with "
+                     f"{mt['overdue_invoices']} overdue invoices")
+        for cur, v in (mt.get("by_currency") or {}).items():
+            lines.append(f"    {cur}: due {v['total_due']}, overdue {v['overdue_amount']}")
+    return "\n".join(lines)

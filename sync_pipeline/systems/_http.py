@@ -1,0 +1,399 @@
+"""Shared HTTP layer for the vendor clients: timeouts, retries honouring Retry-After, typed errors, secret redaction."""
+
+from __future__ import annotations
+
+import email.utils
+import json as jsonlib
+import logging
+import math
+import random
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger("sync_pipeline.http")
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+EXCERPT_CHARS = 300
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# A non-idempotent request answered with these was refused, not processed, so repeating it cannot duplicate a record.
+_REFUSED_STATUSES = frozenset({408, 429})
+
+
+# --- error tree -------------------------------------------------------------------------------------------------
+
+
+def _rebuild(cls: type, state: dict) -> ApiError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state["message"])
+    error.__dict__.update(state)
+    return error
+
+
+class ApiError(Exception):
+    """Base of every client error; `str()` is a redacted message naming the system and the endpoint."""
+
+    def __init__(self, message: str, *, system: str, endpoint: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.system = system
+        self.endpoint = endpoint  # "GET /invoices.json": method and path only, never the query string
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):
+        # Keyword-only constructors break default exception pickling, which multi-process executors rely on.
+        return (_rebuild, (type(self), dict(self.__dict__)))
+
+
+class ApiConnectionError(ApiError):
+    """The connection failed or broke before a response arrived."""
+
+
+class ApiTimeoutError(ApiError):
+    """Connecting, writing or reading timed out."""
+
+
+class BadResponseError(ApiError):
+    """A 2xx response whose body is not the JSON we expect (an HTML page, truncated JSON, wrong root type)."""
+
+    def __init__(self, message: str, *, system: str, endpoint: str, status_code: int | None = None,
+                 body_excerpt: str = "") -> None:
+        super().__init__(message, system=system, endpoint=endpoint)
+        self.status_code = status_code
+        self.body_excerpt = body_excerpt
+
+
+class ApiStatusError(ApiError):
+    """The server answered with an error status."""
+
+    def __init__(self, message: str, *, system: str, endpoint: str, status_code: int, body_excerpt: str = "") -> None:
+        super().__init__(message, system=system, endpoint=endpoint)
+        self.status_code = status_code
+        self.body_excerpt = body_excerpt
+
+
+class AuthError(ApiStatusError):
+    """401/403: the token is wrong, expired or lacks permissions."""
+
+
+class NotFoundError(ApiStatusError):
+    """404."""
+
+
+class ValidationError(ApiStatusError):
+    """422/400 (or an error body on 200); `field_errors` maps field -> messages when the body lists them."""
+
+    def __init__(self, message: str, *, system: str, endpoint: str, status_code: int, body_excerpt: str = "",
+                 field_errors: Mapping[str, list[str]] | None = None) -> None:
+        super().__init__(message, system=system, endpoint=endpoint, status_code=status_code, body_excerpt=body_excerpt)
+        self.field_errors: dict[str, list[str]] = dict(field_errors or {})
+
+
+class RateLimitError(ApiStatusError):
+    """429 still returned after the retries; `retry_after` is the server's last hint in seconds, if any."""
+
+    def __init__(self, message: str, *, system: str, endpoint: str, status_code: int = 429, body_excerpt: str = "",
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, system=system, endpoint=endpoint, status_code=status_code, body_excerpt=body_excerpt)
+        self.retry_after = retry_after
+
+
+class ServerError(ApiStatusError):
+    """5xx."""
+
+
+# --- retry policy -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry; attempts include the first one.
+
+    Delays use full jitter (uniform in [0, min(max_delay, base_delay * 2**(attempt-1))]). A Retry-After hint is a
+    floor and is NOT capped at max_delay: waking up earlier than the server asked only earns another 429. The
+    total_budget bounds it instead: when the next sleep would end past the budget, retrying stops and the error
+    (e.g. RateLimitError.retry_after) tells the caller when to come back.
+    """
+
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    total_budget: float = 120.0
+    retry_statuses: frozenset[int] = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if min(self.base_delay, self.max_delay, self.total_budget) < 0:
+            raise ValueError("delays and budget must be >= 0")
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** min(max(attempt - 1, 0), 60))
+        wait = rng.uniform(0.0, ceiling)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return wait
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds from now; accepts delta-seconds or an HTTP-date; None when absent or invalid."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+# --- redaction --------------------------------------------------------------------------------------------------
+
+# Values of credential-like query parameters; used on httpx's own request log lines, which print the full URL.
+_SENSITIVE_QUERY = re.compile(
+    r"([?&](?:api_token|access_token|token|api_key|apikey|key|secret|password|sessionName)=)[^&\s\"'#>]*", re.I
+)
+
+
+class _HttpxUrlRedactor(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SENSITIVE_QUERY.sub(r"\1***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def _guard_httpx_logger() -> None:
+    # httpx logs "HTTP Request: GET https://…?api_token=…" at INFO; anyone raising log levels would leak tokens.
+    httpx_logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _HttpxUrlRedactor) for f in httpx_logger.filters):
+        httpx_logger.addFilter(_HttpxUrlRedactor())
+
+
+def _secret_pattern(secrets: Sequence[str]) -> re.Pattern[str] | None:
+    variants: set[str] = set()
+    for secret in secrets:
+        if secret:
+            variants |= {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
+                         urllib.parse.quote(secret), jsonlib.dumps(secret)[1:-1]}
+    if not variants:
+        return None
+    # Longest first so an encoded form is replaced whole; IGNORECASE also catches lower-case %2f escapes.
+    return re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True)), re.I)
+
+
+def _excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- client -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Failure:
+    """One failed attempt; the error is built only when we give up, so it can say how many attempts were made."""
+
+    build: Callable[[int], ApiError]
+    retryable: bool
+    reason: str
+    retry_after: float | None = None
+
+
+class HttpApi:
+    """One httpx.Client per vendor connection, returning parsed JSON or raising an ApiError subclass."""
+
+    def __init__(
+        self,
+        *,
+        system: str,
+        base_url: str,
+        secrets: Sequence[str] = (),
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = RetryPolicy(),
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        headers: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.system = system
+        self.retry = retry
+        self._secret_re = _secret_pattern([s for s in secrets if isinstance(s, str)])
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        _guard_httpx_logger()
+        self._client = httpx.Client(
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "sync-pipeline/0.1", **dict(headers or {})},
+        )
+
+    def redact(self, text: str) -> str:
+        """`text` with every configured secret (raw or URL/JSON-encoded) replaced by ***."""
+        if not text or self._secret_re is None:
+            return text
+        return self._secret_re.sub("***", text)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @staticmethod
+    def endpoint_label(method: str, path: str) -> str:
+        return f"{method.upper()} {path.split('?', 1)[0]}"
+
+    def request_json(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+                     idempotent: bool | None = None) -> Any:
+        """Send one request with retries; return the parsed JSON body, or None for an empty 2xx body."""
+        method = method.upper()
+        endpoint = self.endpoint_label(method, path)
+        if idempotent is None:
+            idempotent = method in _IDEMPOTENT_METHODS
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            result = self._attempt(method, path, query, json, endpoint, idempotent)
+            if not isinstance(result, _Failure):
+                return result[0]
+            # Raised outside any `except` block, so no httpx exception (whose text holds the URL) is chained.
+            if not result.retryable or attempt >= self.retry.max_attempts:
+                raise result.build(attempt)
+            delay = self.retry.delay(attempt, result.retry_after, self._rng)
+            if self._clock() - started + delay > self.retry.total_budget:
+                raise result.build(attempt)
+            logger.warning(
+                "%s: %s attempt %d/%d failed (%s); retrying in %.2fs",
+                self.system, endpoint, attempt, self.retry.max_attempts, result.reason, delay,
+                extra={"http_system": self.system, "http_endpoint": endpoint, "http_attempt": attempt,
+                       "http_reason": result.reason, "http_delay": delay},
+            )
+            self._sleep(delay)
+
+    def _attempt(self, method: str, path: str, query: dict, body: Any, endpoint: str,
+                 idempotent: bool) -> tuple[Any] | _Failure:
+        try:
+            response = self._client.request(method, path, params=query or None, json=body)
+        except httpx.TimeoutException as exc:
+            # Connect/pool timeouts happen before the request is sent, so even a POST may repeat them.
+            sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+            return self._transport_failure(ApiTimeoutError, "timed out", exc, endpoint, idempotent or not sent)
+        except httpx.ConnectError as exc:
+            return self._transport_failure(ApiConnectionError, "could not connect", exc, endpoint, True)
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            return self._transport_failure(ApiConnectionError, "connection broke", exc, endpoint, idempotent)
+        except httpx.DecodingError as exc:
+            return self._transport_failure(BadResponseError, "undecodable response", exc, endpoint, idempotent)
+        except httpx.HTTPError as exc:
+            # Proxy, protocol-use or URL problems: configuration errors that retrying will not fix.
+            return self._transport_failure(ApiConnectionError, "request failed", exc, endpoint, False)
+        status = response.status_code
+        if 200 <= status < 300:
+            return self._parse_body(response, endpoint, idempotent)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retryable = status in self.retry.retry_statuses and (idempotent or status in _REFUSED_STATUSES)
+        text = self.redact(response.text)
+        return _Failure(
+            build=lambda attempts: self._status_error(status, text, endpoint, attempts, retry_after),
+            retryable=retryable, reason=f"HTTP {status}", retry_after=retry_after,
+        )
+
+    def _transport_failure(self, cls: type[ApiError], what: str, exc: Exception, endpoint: str,
+                           retryable: bool) -> _Failure:
+        # httpx texts may embed the URL; keep the exception type and a redacted, query-free detail only.
+        detail = _excerpt(self.redact(re.sub(r"\?\S*", "?…", str(exc))), 200)
+        reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        return _Failure(
+            build=lambda attempts: cls(
+                f"{self.system}: {endpoint} {what}{_after(attempts)} ({reason})", system=self.system, endpoint=endpoint
+            ),
+            retryable=retryable, reason=reason,
+        )
+
+    def _parse_body(self, response: httpx.Response, endpoint: str, idempotent: bool) -> tuple[Any] | _Failure:
+        content = response.content
+        if not content.strip():
+            return (None,)
+        try:
+            # Parse regardless of Content-Type: some endpoints label JSON as text/html or omit the header.
+            return (jsonlib.loads(content),)
+        except ValueError:  # includes UnicodeDecodeError
+            pass
+        status = response.status_code
+        kind = response.headers.get("Content-Type", "no content type")
+        excerpt = _excerpt(self.redact(response.text))
+        return _Failure(
+            build=lambda attempts: BadResponseError(
+                f"{self.system}: {endpoint} returned HTTP {status} with a body that is not valid JSON"
+                f"{_after(attempts)} ({kind}; starts with {excerpt[:80]!r})",
+                system=self.system, endpoint=endpoint, status_code=status, body_excerpt=excerpt,
+            ),
+            retryable=idempotent, reason=f"HTTP {status} with non-JSON body",
+        )
+
+    def _status_error(self, status: int, text: str, endpoint: str, attempts: int,
+                      retry_after: float | None) -> ApiStatusError:
+        excerpt = _excerpt(text)
+        common = {"system": self.system, "endpoint": endpoint, "status_code": status, "body_excerpt": excerpt}
+        head = f"{self.system}: {endpoint} failed with HTTP {status}{_after(attempts)}"
+        tail = f": {excerpt[:120]}" if excerpt else ""
+        if status in (401, 403):
+            return AuthError(f"{head} (authentication rejected; check the API token)", **common)
+        if status == 404:
+            return NotFoundError(f"{head} (not found){tail}", **common)
+        if status in (400, 422):
+            fields = parse_field_errors(text)
+            summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in fields.items())
+            detail = f" (validation failed: {_excerpt(summary, 200)})" if summary else f" (request rejected){tail}"
+            return ValidationError(head + detail, field_errors=fields, **common)
+        if status == 429:
+            hint = f"; server asks to retry after {retry_after:.0f}s" if retry_after is not None else ""
+            return RateLimitError(f"{head} (rate limited{hint})", retry_after=retry_after, **common)
+        if status >= 500:
+            return ServerError(f"{head} (server error){tail}", **common)
+        return ApiStatusError(f"{head} (unexpected status){tail}", **common)
+
+
+def parse_field_errors(text: str) -> dict[str, list[str]]:
+    """Field errors from a Rails-style body {"code":"error","message":{field:[...]}} (or "errors"); {} otherwise."""
+    try:
+        data = jsonlib.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    fields = data.get("message") if isinstance(data.get("message"), dict) else data.get("errors")
+    if not isinstance(fields, dict):
+        return {}
+    return {str(k): [str(m) for m in v] if isinstance(v, list) else [str(v)] for k, v in fields.items()}
+
+
+def _after(attempts: int) -> str:
+    return f" after {attempts} attempts" if attempts > 1 else ""

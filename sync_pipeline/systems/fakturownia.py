@@ -1,0 +1,170 @@
+"""Fakturownia / InvoiceOcean client (one API on two domains): paged, changed-since reads and status changes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, timezone
+from typing import Any
+
+from ._http import BadResponseError, HttpApi, ValidationError, parse_field_errors
+
+MAX_PER_PAGE = 100
+INVOICE_STATUSES = frozenset({"issued", "sent", "paid", "partial", "rejected"})
+_DOMAINS = {"fakturownia": "fakturownia.pl", "invoiceocean": "invoiceocean.com"}
+_ACCOUNT = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", re.I)
+
+
+def check_account(account: str) -> str:
+    """The account prefix as a single host label; rejects full hosts and URLs pasted by mistake."""
+    if not isinstance(account, str) or not _ACCOUNT.match(account):
+        raise ValueError(f"account must be the bare account prefix (e.g. 'acme'), got {account!r}")
+    return account
+
+
+def base_url_for(system_type: str, account: str) -> str:
+    domain = _DOMAINS.get(system_type)
+    if domain is None:
+        raise ValueError(f"unknown system type {system_type!r}; expected one of {sorted(_DOMAINS)}")
+    return f"https://{check_account(account)}.{domain}"
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """ISO 8601 timestamp as an aware UTC datetime (naive ones taken as UTC); None when missing or unparseable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def record_id(value: Any) -> int:
+    """An id for a URL path; refuses anything that is not a plain integer so it cannot alter the path."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer id, got {value!r}")
+    return value
+
+
+class TokenParamApi(HttpApi):
+    """Conventions Fakturownia and Sugester share (same vendor, same Rails API style).
+
+    The token travels as `api_token` in the query on GET/DELETE and at the top level of the JSON body on
+    POST/PUT; lists are bare JSON arrays paged with `page` (from 1) and `per_page` (max 100), ending on a short
+    or empty page.
+    """
+
+    def __init__(self, *, system: str, base_url: str, api_token: str, per_page: int = MAX_PER_PAGE,
+                 **http_kwargs: Any) -> None:
+        if not isinstance(api_token, str) or not api_token.strip():
+            raise ValueError(f"{system}: api_token is empty")
+        if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= MAX_PER_PAGE:
+            raise ValueError(f"{system}: per_page must be between 1 and {MAX_PER_PAGE}, got {per_page!r}")
+        secrets = (*http_kwargs.pop("secrets", ()), api_token)
+        super().__init__(system=system, base_url=base_url, secrets=secrets, **http_kwargs)
+        self._api_token = api_token
+        self.per_page = per_page
+        self._pages_requested = 0
+
+    @property
+    def pages_requested(self) -> int:
+        """List pages fetched so far by this client."""
+        return self._pages_requested
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.request_json("GET", path, params={**(params or {}), "api_token": self._api_token})
+
+    def _write(self, method: str, path: str, body: Mapping[str, Any], *, params: Mapping[str, Any] | None = None,
+               idempotent: bool | None = None) -> Any:
+        data = self.request_json(method, path, params=params, json={"api_token": self._api_token, **body},
+                                 idempotent=idempotent)
+        # Some actions report failure with HTTP 200 and {"code"/"status": "error", "message": ...}.
+        if isinstance(data, dict) and "id" not in data and "error" in (data.get("code"), data.get("status")):
+            endpoint = self.endpoint_label(method, path)
+            text = self.redact(json.dumps(data, ensure_ascii=False))
+            raise ValidationError(
+                f"{self.system}: {endpoint} returned an error body with HTTP 200: {text[:200]}",
+                system=self.system, endpoint=endpoint, status_code=200, body_excerpt=text[:300],
+                field_errors=parse_field_errors(text),
+            )
+        return data
+
+    def _iter_array_pages(self, path: str, params: Mapping[str, Any]) -> Iterator[list[dict]]:
+        previous: list | None = None
+        page = 1
+        while True:
+            data = self._get(path, {**params, "page": page, "per_page": self.per_page})
+            self._pages_requested += 1
+            if not isinstance(data, list):
+                raise self._bad_body(path, "expected a JSON array", data)
+            if data and data == previous:
+                # A server ignoring `page` would return the same full page forever.
+                raise self._bad_body(path, f"page {page} repeats page {page - 1} (is `page` ignored?)", data[:1])
+            if data:
+                yield data
+            if len(data) < self.per_page:
+                return
+            previous = data
+            page += 1
+
+    def _bad_body(self, path: str, problem: str, data: Any) -> BadResponseError:
+        endpoint = self.endpoint_label("GET", path)
+        text = self.redact(json.dumps(data, ensure_ascii=False, default=str))
+        return BadResponseError(f"{self.system}: {endpoint} {problem}; got {text[:120]}",
+                                system=self.system, endpoint=endpoint, status_code=200, body_excerpt=text[:300])
+
+
+class FakturowniaClient(TokenParamApi):
+    """Reads clients, invoices and products; records are yielded exactly as received (amounts stay strings)."""
+
+    def iter_client_pages(self, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
+        return self._iter_changed("/clients.json", updated_since)
+
+    def iter_invoice_pages(self, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
+        return self._iter_changed("/invoices.json", updated_since)
+
+    def iter_invoice_pages_issued_between(self, *, date_from: date, date_to: date) -> Iterator[list[dict]]:
+        start, end = _day(date_from), _day(date_to)
+        if start > end:
+            raise ValueError(f"date_from {start} is after date_to {end}")
+        params = {"period": "more", "date_from": start.isoformat(), "date_to": end.isoformat(),
+                  "search_date_type": "issue_date"}
+        return self._iter_array_pages("/invoices.json", params)
+
+    def iter_product_pages(self, *, changed_since: date | None = None) -> Iterator[list[dict]]:
+        params = {} if changed_since is None else {"date_from": _day(changed_since).isoformat()}
+        return self._iter_array_pages("/products.json", params)
+
+    def change_invoice_status(self, *, invoice_id: int, status: str) -> Any:
+        if status not in INVOICE_STATUSES:
+            raise ValueError(f"unknown invoice status {status!r}; expected one of {sorted(INVOICE_STATUSES)}")
+        # `status` goes in the query as documented; setting a status twice is harmless, so 5xx may be retried.
+        return self._write("POST", f"/invoices/{record_id(invoice_id)}/change_status.json", {},
+                           params={"status": status}, idempotent=True)
+
+    def _iter_changed(self, path: str, updated_since: datetime | None) -> Iterator[list[dict]]:
+        # No documented updated_since filter: newest-first order lets us stop at the first older record.
+        pages = self._iter_array_pages(path, {"period": "all", "order": "updated_at.desc"})
+        if updated_since is None:
+            yield from pages
+            return
+        since = updated_since if updated_since.tzinfo else updated_since.replace(tzinfo=timezone.utc)
+        for page in pages:
+            kept, older_seen = [], False
+            for item in page:
+                stamp = parse_timestamp(item.get("updated_at")) if isinstance(item, dict) else None
+                if stamp is not None and stamp < since:
+                    older_seen = True
+                else:
+                    kept.append(item)  # newer, or without a usable updated_at: never drop data
+            if kept:
+                yield kept
+            if older_seen:
+                return
+
+
+def _day(value: date) -> date:
+    # datetime is a date subclass whose isoformat() would add a time the API does not accept.
+    return value.date() if isinstance(value, datetime) else value

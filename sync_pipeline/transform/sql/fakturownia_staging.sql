@@ -1,0 +1,120 @@
+-- Fakturownia / InvoiceOcean raw JSON → canonical model (DESIGN §3) for one source instance.
+-- Placeholders: {clients} {invoices} (raw tables), {instance} {system_type} {identifier} (quoted literals).
+-- Produces temp tables _accounts_mapped and _invoices_mapped; every row carries `reason`
+-- ('' when it maps cleanly). Nothing is filtered here: the caller splits staged from quarantined.
+
+CREATE OR REPLACE TEMP TABLE _clients AS
+SELECT record_key, source_id, payload, source_updated_at,
+       CASE {identifier}
+           WHEN 'source_id'   THEN {instance} || ':' || source_id
+           WHEN 'external_id' THEN nullif(trim(payload ->> 'external_id'), '')
+           WHEN 'tax_id'      THEN nullif(upper(regexp_replace(coalesce(payload ->> 'tax_no', ''), '[^0-9A-Za-z]', '', 'g')), '')
+       END AS derived_id
+FROM {clients};
+
+-- Bind every identifiable record the first time it is seen; bindings are never rewritten.
+INSERT INTO identity.account_bindings
+SELECT {instance}, c.source_id, c.derived_id, now()
+FROM _clients c
+WHERE c.source_id IS NOT NULL AND c.derived_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM identity.account_bindings b
+                  WHERE b.source_instance = {instance} AND b.source_id = c.source_id);
+
+CREATE OR REPLACE TEMP TABLE _accounts_mapped AS
+SELECT c.record_key, c.source_id, c.payload,
+       coalesce(b.account_id, c.derived_id)                         AS account_id,
+       {instance}                                                    AS source_instance,
+       {system_type}                                                 AS source_system,
+       nullif(trim(c.payload ->> 'name'), '')                        AS name,
+       nullif(trim(c.payload ->> 'tax_no'), '')                      AS tax_id,
+       nullif(trim(c.payload ->> 'email'), '')                       AS email,
+       nullif(trim(coalesce(c.payload ->> 'phone', c.payload ->> 'mobile_phone')), '') AS phone,
+       nullif(trim(c.payload ->> 'street'), '')                      AS street,
+       nullif(trim(c.payload ->> 'city'), '')                        AS city,
+       nullif(trim(c.payload ->> 'post_code'), '')                   AS post_code,
+       nullif(upper(trim(c.payload ->> 'country')), '')              AS country,
+       CASE WHEN lower(coalesce(c.payload ->> 'company', 'true')) IN ('false', '0') THEN 'person' ELSE 'company' END AS kind,
+       CAST(c.payload ->> 'department_id' AS VARCHAR)                AS department,
+       c.source_updated_at,
+       concat_ws('; ',
+           CASE WHEN c.source_id IS NULL THEN 'no id' END,
+           CASE WHEN c.source_id IS NOT NULL AND b.account_id IS NULL AND c.derived_id IS NULL
+                THEN 'no account identifier (strategy ' || {identifier} || ')' END
+       ) AS reason,
+       CASE WHEN b.account_id IS NOT NULL AND c.derived_id IS DISTINCT FROM b.account_id
+            THEN 'identifier drift: bound to ' || b.account_id || ', source now gives ' || coalesce(c.derived_id, 'nothing')
+       END AS drift
+FROM _clients c
+LEFT JOIN identity.account_bindings b ON b.source_instance = {instance} AND b.source_id = c.source_id;
+
+CREATE OR REPLACE TEMP TABLE _invoices_mapped AS
+WITH src AS (
+    SELECT i.record_key, i.source_id, i.payload, i.source_updated_at,
+           nullif(trim(i.payload ->> 'client_id'), '')  AS client_source_id,
+           i.payload ->> 'kind'                        AS source_kind,
+           i.payload ->> 'status'                      AS source_status,
+           coalesce(TRY_CAST(i.payload ->> 'cancelled' AS BOOLEAN), false) AS cancelled,
+           nullif(i.payload ->> 'issue_date', '')      AS issue_date_text,
+           nullif(i.payload ->> 'payment_to', '')      AS due_date_text,
+           nullif(i.payload ->> 'paid_date', '')       AS paid_date_text,
+           nullif(i.payload ->> 'price_net', '')       AS net_text,
+           nullif(i.payload ->> 'price_gross', '')     AS gross_text,
+           nullif(i.payload ->> 'paid', '')            AS paid_text,
+           upper(trim(i.payload ->> 'currency'))       AS currency
+    FROM {invoices} i
+), typed AS (
+    SELECT s.*,
+           TRY_CAST(issue_date_text AS DATE)          AS issue_date,
+           TRY_CAST(due_date_text AS DATE)            AS due_date,
+           TRY_CAST(paid_date_text AS DATE)           AS paid_date,
+           TRY_CAST(net_text AS DECIMAL(18, 2))       AS total_net,
+           TRY_CAST(gross_text AS DECIMAL(18, 2))     AS total_gross,
+           coalesce(TRY_CAST(paid_text AS DECIMAL(18, 2)), CASE WHEN paid_text IS NULL THEN 0 END) AS paid_amount,
+           CASE WHEN cancelled OR source_status = 'rejected' THEN 'void'
+                WHEN source_status IN ('issued', 'sent') THEN 'open'
+                WHEN source_status = 'partial' THEN 'partially_paid'
+                WHEN source_status = 'paid' THEN 'paid'
+           END AS status,
+           CASE WHEN source_kind IN ('vat', 'bill', 'vat_mp', 'vat_rr', 'wdt', 'wnt', 'dw', 'export_products',
+                                     'import_service', 'import_service_eu', 'import_products', 'invoice_other') THEN 'invoice'
+                WHEN source_kind IN ('correction', 'correction_note') THEN 'correction'
+                WHEN source_kind = 'vat_margin' THEN 'margin'
+                WHEN source_kind IN ('receipt', 'advance', 'final', 'proforma') THEN source_kind
+                WHEN source_kind IN ('estimate', 'client_order') THEN 'estimate'
+                ELSE 'other'
+           END AS kind
+    FROM src s
+)
+SELECT t.record_key, t.source_id, t.payload, t.source_updated_at,
+       {instance} || ':' || t.source_id AS invoice_key,
+       {instance}                        AS source_instance,
+       a.account_id,
+       t.payload ->> 'number'            AS number,
+       t.kind, t.source_kind, t.status, t.source_status,
+       t.issue_date, t.due_date, t.paid_date, t.currency,
+       t.total_net, t.total_gross, t.paid_amount,
+       CASE WHEN t.status IN ('open', 'partially_paid') THEN t.total_gross - t.paid_amount ELSE 0 END AS amount_due,
+       t.payload ->> 'view_url'          AS view_url,
+       concat_ws('; ',
+           CASE WHEN t.source_id IS NULL THEN 'no id' END,
+           CASE WHEN t.client_source_id IS NULL THEN 'no client_id' END,
+           CASE WHEN t.client_source_id IS NOT NULL AND a.account_id IS NULL
+                THEN 'client ' || t.client_source_id || ' is not a staged account' END,
+           CASE WHEN t.issue_date_text IS NULL THEN 'missing issue_date'
+                WHEN t.issue_date IS NULL THEN 'impossible issue_date ''' || t.issue_date_text || '''' END,
+           CASE WHEN t.due_date_text IS NOT NULL AND t.due_date IS NULL
+                THEN 'impossible payment_to ''' || t.due_date_text || '''' END,
+           CASE WHEN t.paid_date_text IS NOT NULL AND t.paid_date IS NULL
+                THEN 'impossible paid_date ''' || t.paid_date_text || '''' END,
+           CASE WHEN t.gross_text IS NULL THEN 'missing price_gross'
+                WHEN t.total_gross IS NULL THEN 'unparseable price_gross ''' || t.gross_text || '''' END,
+           CASE WHEN t.net_text IS NOT NULL AND t.total_net IS NULL
+                THEN 'unparseable price_net ''' || t.net_text || '''' END,
+           CASE WHEN t.paid_amount IS NULL THEN 'unparseable paid ''' || t.paid_text || '''' END,
+           CASE WHEN t.currency IS NULL THEN 'missing currency'
+                WHEN t.currency NOT IN (SELECT code FROM meta.currencies) THEN 'unknown currency ''' || t.currency || '''' END,
+           CASE WHEN t.status IS NULL THEN 'unknown status ''' || coalesce(t.source_status, '') || '''' END
+       ) AS reason
+FROM typed t
+LEFT JOIN _accounts_mapped a
+       ON a.source_id = t.client_source_id AND a.reason = '' AND a.account_id IS NOT NULL;

@@ -1,0 +1,100 @@
+"""Rebuild the canonical staging tables from raw, splitting staged from quarantined records.
+
+Staging is a pure function of raw (plus the identity bindings), rebuilt in one transaction on
+every run, so for every run: records in = staged + quarantined (rejected).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from sync_pipeline.warehouse.db import read_sql, transaction
+from sync_pipeline.warehouse.raw import ensure_raw_table
+
+# Vendor type → mapping SQL. Each produces _accounts_mapped and _invoices_mapped (see the .sql header).
+MAPPINGS = {"fakturownia": "sql/fakturownia_staging.sql", "invoiceocean": "sql/fakturownia_staging.sql"}
+
+_ACCOUNT_COLS = ("account_id, source_instance, source_system, source_id, name, tax_id, email, phone, street, city, "
+                 "post_code, country, kind, department, source_updated_at")
+_INVOICE_COLS = ("invoice_key, source_instance, source_id, account_id, number, kind, source_kind, status, source_status, "
+                 "issue_date, due_date, paid_date, currency, total_net, total_gross, paid_amount, amount_due, view_url, "
+                 "source_updated_at")
+
+
+@dataclass(frozen=True)
+class SourceSystemRef:
+    name: str
+    type: str
+    identifier: str
+
+
+@dataclass
+class EntityCounts:
+    records_in: int = 0
+    staged: int = 0
+    quarantined: int = 0   # rejected: not staged
+    flagged: int = 0       # staged, but reported (identifier drift)
+
+
+@dataclass
+class StagingStats:
+    per_system: dict[str, dict[str, EntityCounts]] = field(default_factory=dict)
+
+    def total(self, entity: str, attr: str) -> int:
+        return sum(getattr(s[entity], attr) for s in self.per_system.values())
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def rebuild_staging(conn: duckdb.DuckDBPyConnection, systems: list[SourceSystemRef], *, run_id: str) -> StagingStats:
+    stats = StagingStats()
+    with transaction(conn):
+        # Keep when a quarantined record was first seen across rebuilds: people ask "since when?".
+        conn.execute("""CREATE OR REPLACE TEMP TABLE _previous_quarantine AS
+                        SELECT source_instance, entity, record_key, reason, min(first_seen_at) AS first_seen_at
+                        FROM staging.quarantine GROUP BY ALL""")
+        for table in ("staging.accounts", "staging.invoices", "staging.quarantine"):
+            conn.execute(f"DELETE FROM {table}")
+        for s in systems:
+            stats.per_system[s.name] = _stage_system(conn, s, run_id)
+    return stats
+
+
+def _stage_system(conn: duckdb.DuckDBPyConnection, s: SourceSystemRef, run_id: str) -> dict[str, EntityCounts]:
+    sql = read_sql("sync_pipeline.transform", MAPPINGS[s.type]).format(
+        clients=ensure_raw_table(conn, s.name, "clients"),
+        invoices=ensure_raw_table(conn, s.name, "invoices"),
+        instance=_lit(s.name),
+        system_type=_lit(s.type),
+        identifier=_lit(s.identifier),
+    )
+    conn.execute(sql)
+    conn.execute(f"INSERT INTO staging.accounts SELECT {_ACCOUNT_COLS} FROM _accounts_mapped WHERE reason = ''")
+    conn.execute(f"INSERT INTO staging.invoices SELECT {_INVOICE_COLS} FROM _invoices_mapped WHERE reason = ''")
+    for entity, table, reason_col, disposition in (
+        ("clients", "_accounts_mapped", "reason", "rejected"),
+        ("clients", "_accounts_mapped", "drift", "kept"),
+        ("invoices", "_invoices_mapped", "reason", "rejected"),
+    ):
+        conn.execute(
+            f"""INSERT INTO staging.quarantine
+                SELECT ?, ?, m.record_key, m.source_id, m.{reason_col}, ?, m.payload,
+                       coalesce(p.first_seen_at, now()), ?
+                FROM {table} m
+                LEFT JOIN _previous_quarantine p
+                  ON p.source_instance = ? AND p.entity = ? AND p.record_key = m.record_key AND p.reason = m.{reason_col}
+                WHERE coalesce(m.{reason_col}, '') <> ''""",
+            [s.name, entity, disposition, run_id, s.name, entity],
+        )
+    counts = {}
+    for entity, table in (("clients", "_accounts_mapped"), ("invoices", "_invoices_mapped")):
+        extra = ", count(*) FILTER (WHERE coalesce(drift, '') <> '')" if entity == "clients" else ", 0"
+        n_in, staged, rejected, flagged = conn.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE reason = ''), count(*) FILTER (WHERE reason <> ''){extra} FROM {table}"
+        ).fetchone()
+        counts[entity] = EntityCounts(n_in, staged, rejected, flagged)
+    return counts

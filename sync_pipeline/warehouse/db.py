@@ -1,0 +1,51 @@
+"""Open the DuckDB warehouse and keep its schema current (idempotent, on every connection)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from sync_pipeline.warehouse.currencies import ISO_4217
+
+
+def read_sql(package: str, name: str) -> str:
+    """SQL lives in .sql files beside the code that runs it (STYLE 6)."""
+    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(read_sql("sync_pipeline.warehouse", "sql/schema.sql"))
+    (have,) = conn.execute("SELECT count(*) FROM meta.currencies").fetchone()
+    if have != len(ISO_4217):
+        conn.execute("DELETE FROM meta.currencies")
+        conn.executemany("INSERT INTO meta.currencies VALUES (?)", [(c,) for c in sorted(ISO_4217)])
+
+
+@contextmanager
+def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the warehouse file with the schema in place (used outside Dagster: CLI, tests)."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(str(path), read_only=read_only)
+    try:
+        if not read_only:
+            ensure_schema(conn)
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,0 +1,128 @@
+-- Warehouse schema, created idempotently on every connection. Raw tables are per source system
+-- (see raw.py); everything else is shared.
+SET TimeZone = 'UTC';  -- every timestamp the pipeline reasons about is UTC
+CREATE SCHEMA IF NOT EXISTS raw;
+CREATE SCHEMA IF NOT EXISTS staging;
+CREATE SCHEMA IF NOT EXISTS marts;
+CREATE SCHEMA IF NOT EXISTS identity;
+CREATE SCHEMA IF NOT EXISTS sync;
+CREATE SCHEMA IF NOT EXISTS meta;
+
+CREATE TABLE IF NOT EXISTS meta.currencies (code VARCHAR PRIMARY KEY);
+
+-- Incremental extraction cursors: the newest source `updated_at` seen per system and entity.
+CREATE TABLE IF NOT EXISTS sync.cursors (
+    system      VARCHAR NOT NULL,
+    entity      VARCHAR NOT NULL,
+    cursor_ts   TIMESTAMPTZ NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL,
+    run_id      VARCHAR,
+    PRIMARY KEY (system, entity)
+);
+
+-- Once a source record is bound to an account_id the binding is kept (DESIGN §3): never re-keyed.
+CREATE TABLE IF NOT EXISTS identity.account_bindings (
+    source_instance VARCHAR NOT NULL,
+    source_id       VARCHAR NOT NULL,
+    account_id      VARCHAR NOT NULL,
+    bound_at        TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (source_instance, source_id)
+);
+
+CREATE TABLE IF NOT EXISTS staging.accounts (
+    account_id        VARCHAR NOT NULL,
+    source_instance   VARCHAR NOT NULL,
+    source_system     VARCHAR NOT NULL,
+    source_id         VARCHAR NOT NULL,
+    name              VARCHAR,
+    tax_id            VARCHAR,
+    email             VARCHAR,
+    phone             VARCHAR,
+    street            VARCHAR,
+    city              VARCHAR,
+    post_code         VARCHAR,
+    country           VARCHAR,
+    kind              VARCHAR,
+    department        VARCHAR,
+    source_updated_at TIMESTAMPTZ
+);
+
+CREATE TABLE IF NOT EXISTS staging.invoices (
+    invoice_key       VARCHAR NOT NULL,
+    source_instance   VARCHAR NOT NULL,
+    source_id         VARCHAR NOT NULL,
+    account_id        VARCHAR NOT NULL,
+    number            VARCHAR,
+    kind              VARCHAR NOT NULL,
+    source_kind       VARCHAR,
+    status            VARCHAR NOT NULL,
+    source_status     VARCHAR,
+    issue_date        DATE NOT NULL,
+    due_date          DATE,
+    paid_date         DATE,
+    currency          VARCHAR NOT NULL,
+    total_net         DECIMAL(18, 2),
+    total_gross       DECIMAL(18, 2) NOT NULL,
+    paid_amount       DECIMAL(18, 2) NOT NULL,
+    amount_due        DECIMAL(18, 2) NOT NULL,
+    view_url          VARCHAR,
+    source_updated_at TIMESTAMPTZ
+);
+
+-- Records that could not be mapped, with the reason and the raw payload. `disposition` is
+-- 'rejected' (not staged) or 'kept' (staged under its bound identifier, e.g. identifier drift).
+CREATE TABLE IF NOT EXISTS staging.quarantine (
+    source_instance VARCHAR NOT NULL,
+    entity          VARCHAR NOT NULL,
+    record_key      VARCHAR NOT NULL,
+    source_id       VARCHAR,
+    reason          VARCHAR NOT NULL,
+    disposition     VARCHAR NOT NULL,
+    payload         JSON,
+    first_seen_at   TIMESTAMPTZ,
+    run_id          VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS marts.account_metrics (
+    account_id            VARCHAR NOT NULL,
+    currency              VARCHAR NOT NULL,
+    as_of                 DATE NOT NULL,
+    invoice_count         INTEGER NOT NULL,
+    total_billed_12m      DECIMAL(18, 2) NOT NULL,
+    total_paid            DECIMAL(18, 2) NOT NULL,
+    total_due             DECIMAL(18, 2) NOT NULL,
+    overdue_invoice_count INTEGER NOT NULL,
+    overdue_amount        DECIMAL(18, 2) NOT NULL,
+    overdue_since         DATE,
+    max_days_overdue      INTEGER,
+    last_payment_date     DATE
+);
+
+-- What each target holds, as far as we wrote it (DESIGN §5).
+CREATE TABLE IF NOT EXISTS sync.ledger (
+    connection    VARCHAR NOT NULL,
+    entity        VARCHAR NOT NULL,
+    our_key       VARCHAR NOT NULL,
+    target_id     VARCHAR,
+    content_hash  VARCHAR,
+    target_hash   VARCHAR,
+    state         VARCHAR NOT NULL,   -- intended | synced | failed
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    VARCHAR,
+    updated_at    TIMESTAMPTZ NOT NULL,
+    run_id        VARCHAR,
+    PRIMARY KEY (connection, entity, our_key)
+);
+
+-- Every write (and every planned write of a dry run), with the target's answer.
+CREATE TABLE IF NOT EXISTS sync.log (
+    logged_at   TIMESTAMPTZ NOT NULL,
+    run_id      VARCHAR,
+    connection  VARCHAR NOT NULL,
+    entity      VARCHAR NOT NULL,
+    our_key     VARCHAR NOT NULL,
+    action      VARCHAR NOT NULL,     -- create | update | adopt | fail | plan_create | plan_update
+    target_id   VARCHAR,
+    dry_run     BOOLEAN NOT NULL DEFAULT false,
+    message     VARCHAR
+);

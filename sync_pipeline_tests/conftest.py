@@ -1,0 +1,78 @@
+"""Shared fixtures: a small sandbox on a free port, a sync.yaml pointing at it, a run helper."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+TODAY = date(2026, 11, 20)
+F_TOKEN = "sandbox-token/demo"
+S_TOKEN = "sandbox-sugester-token/demo"
+
+
+def write_config(tmp_path: Path, sandbox_url: str, *, deal_kinds=("vat", "vat_margin", "advance", "final", "receipt"),
+                 schedule="every_3_hours", fakturownia_token=F_TOKEN, extra_system="", history_start="2025-06-01",
+                 identifier="source_id") -> Path:
+    kinds = ", ".join(deal_kinds)
+    text = textwrap.dedent(f"""\
+        warehouse:
+          path: {tmp_path / 'warehouse.duckdb'}
+        systems:
+          fakturownia:
+            type: fakturownia
+            base_url: {sandbox_url}/fakturownia
+            api_token: {fakturownia_token}
+            identifier: {identifier}
+            reread_lag: 1h
+            retry: {{max_attempts: 3, base_delay: 0.01, max_delay: 0.05, total_budget: 5}}
+          sugester:
+            type: sugester
+            base_url: {sandbox_url}/sugester
+            api_token: {S_TOKEN}
+            retry: {{max_attempts: 3, base_delay: 0.01, max_delay: 0.05, total_budget: 5}}
+        {extra_system}
+        connections:
+          fakturownia_to_sugester:
+            source: fakturownia
+            target: sugester
+            schedule: {schedule}
+            deal_kinds: [{kinds}]
+            history_start: {history_start}
+        """)
+    path = tmp_path / "sync.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def sandbox():
+    from sync_pipeline.sandbox.demo_data import DemoSpec
+    from sync_pipeline.sandbox.server import Sandbox
+
+    with Sandbox(spec=DemoSpec(seed=7, clients=12, invoices_per_client=12, months=14, today=TODAY),
+                 fakturownia_token=F_TOKEN, sugester_token=S_TOKEN) as sb:
+        yield sb
+
+
+@pytest.fixture
+def config_path(tmp_path, sandbox) -> Path:
+    return write_config(tmp_path, sandbox.url)
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def run_sync(config_path: Path, instance, **kwargs):
+    """Run the connections once and return (runs, summary)."""
+    from sync_pipeline.runner import run_connections, summarize
+
+    kwargs.setdefault("as_of", TODAY)
+    runs = run_connections(config_path, instance=instance, **kwargs)
+    return runs, summarize(runs, config_path)
