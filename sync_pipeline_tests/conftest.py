@@ -53,7 +53,7 @@ def sandbox():
     from sync_pipeline.sandbox.demo_data import DemoSpec
     from sync_pipeline.sandbox.server import Sandbox
 
-    with Sandbox(spec=DemoSpec(seed=7, clients=12, invoices_per_client=12, months=14, today=TODAY),
+    with Sandbox(spec=DemoSpec(seed=7, clients=20, invoices_per_client=15, months=14, today=TODAY),
                  fakturownia_token=F_TOKEN, sugester_token=S_TOKEN) as sb:
         yield sb
 
