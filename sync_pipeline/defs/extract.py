@@ -37,7 +37,7 @@ def _incremental_asset(system: FakturowniaSystem, entity: str, asset_name: str, 
         with warehouse(duckdb) as conn, sync_settings.fakturownia(name) as api:
             cursor = read_cursor(conn, name, entity)
             since = cursor - lag if cursor else None
-            landing = RawLanding(conn, system=name, entity=entity, run_id=context.run_id)
+            landing = RawLanding(conn, system=name, entity=entity, run_id=context.run.run_id)
             pages = api.iter_client_pages if entity == "clients" else api.iter_invoice_pages
             for page in pages(updated_since=since):
                 landing.add_page(page)
@@ -65,7 +65,7 @@ def _history_asset(system: FakturowniaSystem, history_start: date):
         window = context.partition_time_window  # a single run may cover a range of months
         date_from, date_to = window.start.date(), window.end.date() - timedelta(days=1)
         with warehouse(duckdb) as conn, sync_settings.fakturownia(name) as api:
-            landing = RawLanding(conn, system=name, entity="invoices", run_id=context.run_id)
+            landing = RawLanding(conn, system=name, entity="invoices", run_id=context.run.run_id)
             for page in api.iter_invoice_pages_issued_between(date_from=date_from, date_to=date_to):
                 landing.add_page(page)
             stats = landing.commit(window=(date_from, date_to))

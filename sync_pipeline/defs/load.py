@@ -49,7 +49,7 @@ def _load_asset(conn_cfg: ConnectionSettings, entity: str, deps: list, desired_s
             plan = compute_plan(conn, connection=name, entity=entity, desired_sql=desired_sql(),
                                 params={k: v for k, v in params.items() if f"${k}" in desired_sql()})
             context.log.info(f"{name}/{entity} plan: {dict(plan.counts)}" + (" (dry run)" if dry_run else ""))
-            result = apply_plan(conn, plan, writer_cls(api), run_id=context.run_id, dry_run=dry_run,
+            result = apply_plan(conn, plan, writer_cls(api), run_id=context.run.run_id, dry_run=dry_run,
                                 error_budget=current.error_budget, progress=context.log.info)
         for key, message in result.errors[:5]:
             context.log.warning(f"{name}/{entity} {key} rejected by {current.target}: {message}")

@@ -45,7 +45,11 @@ class SyncSettings(dg.ConfigurableResource):
 
 @contextmanager
 def warehouse(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A warehouse connection with the schema in place."""
+    """A warehouse connection with the schema in place, closed even when the step fails
+    (DuckDBResource.get_connection closes only on success, leaving the file locked in-process)."""
     with resource.get_connection() as conn:
-        ensure_schema(conn)
-        yield conn
+        try:
+            ensure_schema(conn)
+            yield conn
+        finally:
+            conn.close()

@@ -42,7 +42,7 @@ def build_staging_assets(settings: Settings) -> list:
     )
     def staging(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         with warehouse(duckdb) as conn:
-            stats = rebuild_staging(conn, sources, run_id=context.run_id)
+            stats = rebuild_staging(conn, sources, run_id=context.run.run_id)
             per_system = {
                 name: {entity: vars(c) for entity, c in entities.items()} for name, entities in stats.per_system.items()
             }
