@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import warnings
 from datetime import date
 from pathlib import Path
 
@@ -27,13 +28,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     ensure_dagster_home(config_path.parent)
     with sandbox_if_configured(config_path) as sandbox:
         runs = run_connections(config_path, connections=args.connection or None,
-                               dry_run=True if args.dry_run else None, as_of=args.as_of)
+                               dry_run=True if args.dry_run else None, as_of=args.as_of,
+                               log_level="INFO" if args.verbose else "WARNING")
         summary = summarize(runs, config_path)
         if sandbox is not None:
             summary["sandbox"] = {"url": sandbox.url, **sandbox.sugester.record_counts()}
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
+        if sandbox is not None:
+            print(f"sandbox: Fakturownia and Sugester simulators served at {sandbox.url} for this run")
         print(render_text(summary))
         if sandbox is not None:
             counts = summary["sandbox"]
@@ -75,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--connection", action="append", metavar="NAME", help="only this connection (repeatable)")
     run.add_argument("--dry-run", action="store_true", help="compute and record the plan; write nothing to targets")
     run.add_argument("--json", action="store_true", help="print one machine-readable summary")
+    run.add_argument("--verbose", action="store_true", help="show Dagster's step log on the console")
     run.add_argument("--as-of", type=date.fromisoformat, default=None, help="metrics date (default: today, UTC)")
     run.set_defaults(func=_cmd_run)
 
@@ -92,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", message=r".*is currently in beta")  # backfill_policy: noise for users
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)

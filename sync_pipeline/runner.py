@@ -50,7 +50,8 @@ def _first_error(result) -> str | None:
 
 
 def run_connections(config_path: Path | str, *, connections: list[str] | None = None, dry_run: bool | None = None,
-                    as_of: date | None = None, instance: dg.DagsterInstance | None = None) -> list[ConnectionRun]:
+                    as_of: date | None = None, instance: dg.DagsterInstance | None = None,
+                    log_level: str = "WARNING") -> list[ConnectionRun]:
     settings = load_settings(config_path)  # strict: a missing secret fails here, before any run starts
     names = connections or list(settings.connections)
     unknown = [n for n in names if n not in settings.connections]
@@ -61,6 +62,7 @@ def run_connections(config_path: Path | str, *, connections: list[str] | None = 
     runs = []
     for name in names:
         run_config: dict[str, Any] = metrics_run_config(as_of.isoformat() if as_of else "")
+        run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}  # the event log keeps everything
         if dry_run is not None:
             for entity in ("clients", "deals"):
                 run_config["ops"][f"{name}__{entity}"] = {"config": {"dry_run": dry_run}}
@@ -124,10 +126,10 @@ def render_text(summary: dict[str, Any]) -> str:
             lines.append(f"  error: {c['error']}")
         for entity in ("clients", "deals"):
             e = c[entity]
-            verb = "would create" if c["dry_run"] else "created"
+            would = "would be " if c["dry_run"] else ""
             extra = "".join(f", {k} {e[k]}" for k in ("adopted", "blocked") if e.get(k))
-            lines.append(f"  {entity:<8} {verb} {e['created']}, updated {e['updated']}, unchanged {e['unchanged']}, "
-                         f"failed {e['failed']}{extra}")
+            lines.append(f"  {entity:<8} {would}created {e['created']}, {would}updated {e['updated']}, "
+                         f"unchanged {e['unchanged']}, failed {e['failed']}{extra}")
     for name, entities in summary["systems"].items():
         for entity, e in entities.items():
             if "records_in" in e:

@@ -50,8 +50,9 @@ class Sandbox:
                                           account_prefix=self.spec.account_prefix)
         self.sugester = SugesterSim(api_token=sugester_token, max_rps=max_rps, clock_start=self.fakturownia.clock)
         self.simulators: dict[str, Simulator] = {"fakturownia": self.fakturownia, "sugester": self.sugester}
-        if restoring:
-            self._load(self.state_file)
+        # With a state file, come back on the port of last time when it is free: the invoices'
+        # view_url links embed it, and links that change on every run would update every deal.
+        self._preferred_port = self._load(self.state_file) if restoring and port == 0 else None
         mounts = {f"/{name}": sim for name, sim in self.simulators.items()}
         self._host = HttpHost({**mounts, "/_sandbox": _Meta(self.simulators)}, host=host, port=port)
         self.url = ""
@@ -59,7 +60,15 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         """Bind and serve in a daemon thread; `url` is valid afterwards."""
-        self.url = self._host.start()
+        if self._preferred_port:
+            try:
+                self._host.port = self._preferred_port
+                self.url = self._host.start()
+            except OSError:  # taken: any free port will do
+                self._host.port = 0
+                self.url = self._host.start()
+        else:
+            self.url = self._host.start()
         self.fakturownia.public_base_url = f"{self.url}/fakturownia"
         self._running = True
         return self
@@ -91,16 +100,19 @@ class Sandbox:
         with ExitStack() as locks:  # snapshots reference live records: hold writers off while dumping
             for sim in self.simulators.values():
                 locks.enter_context(sim.lock)
-            state = {"version": _STATE_VERSION, "simulators": {n: s.snapshot() for n, s in self.simulators.items()}}
+            port = int(self.url.rsplit(":", 1)[1]) if self.url else None
+            state = {"version": _STATE_VERSION, "port": port, "simulators": {n: s.snapshot() for n, s in self.simulators.items()}}
             with tmp.open("w", encoding="utf-8") as fh:
                 json.dump(state, fh, ensure_ascii=False, separators=(",", ":"))
         os.replace(tmp, path)
 
-    def _load(self, path: Path) -> None:
+    def _load(self, path: Path) -> int | None:
+        """Restore every simulator; return the port the state was served on."""
         state = json.loads(Path(path).read_text(encoding="utf-8"))
         for name, sim_state in state.get("simulators", {}).items():
             if name in self.simulators:  # simulators added later start fresh
                 self.simulators[name].restore(sim_state)
+        return state.get("port")
 
 
 def main(argv: list[str] | None = None) -> int:
