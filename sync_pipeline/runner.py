@@ -107,7 +107,8 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
             "duration_seconds": run.duration_seconds,
             "error": run.error,
             "dry_run": bool(m.get(f"{run.connection}/deals", {}).get("dry_run", conn.dry_run)),
-            **{entity: {k: m.get(f"{run.connection}/{entity}", {}).get(k, 0) for k in _LOAD_COUNTS}
+            **{entity: {**{k: m.get(f"{run.connection}/{entity}", {}).get(k, 0) for k in _LOAD_COUNTS},
+                        "examples": m.get(f"{run.connection}/{entity}", {}).get("plan_examples") or {}}
                for entity in ("clients", "deals")},
         }
         if "metrics/account_metrics" in m:
@@ -130,6 +131,9 @@ def render_text(summary: dict[str, Any]) -> str:
             extra = "".join(f", {k} {e[k]}" for k in ("adopted", "blocked") if e.get(k))
             lines.append(f"  {entity:<8} {would}created {e['created']}, {would}updated {e['updated']}, "
                          f"unchanged {e['unchanged']}, failed {e['failed']}{extra}")
+            if c["dry_run"] or e.get("blocked"):
+                for action, keys in e.get("examples", {}).items():
+                    lines.append(f"           e.g. {action}: {', '.join(keys)}")
     for name, entities in summary["systems"].items():
         for entity, e in entities.items():
             if "records_in" in e:

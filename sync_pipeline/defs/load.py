@@ -23,7 +23,7 @@ class LoadConfig(dg.Config):
 
 
 def _plan_markdown(plan: Plan) -> str:
-    lines = [f"| action | count | examples |", "|---|---|---|"]
+    lines = ["| action | count | examples |", "|---|---|---|"]
     for action in ("create", "recover", "update", "unchanged", "blocked"):
         n = plan.counts.get(action, 0)
         if n:
@@ -57,6 +57,8 @@ def _load_asset(conn_cfg: ConnectionSettings, entity: str, deps: list, desired_s
             **result.as_metadata(),
             "dry_run": dry_run,
             "plan": dg.MetadataValue.md(_plan_markdown(plan)),
+            "plan_examples": dg.MetadataValue.json(
+                {a: plan.examples(a) for a in ("create", "recover", "update", "blocked") if plan.counts.get(a)}),
             "first_errors": dg.MetadataValue.text("\n".join(f"{k}: {m}" for k, m in result.errors[:5]) or "-"),
         })
 

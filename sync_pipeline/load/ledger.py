@@ -52,23 +52,23 @@ class Ledger:
             ok = [o for o in outcomes if o.action in ("create", "update", "adopt")]
             if ok:
                 self.conn.executemany(
-                """INSERT INTO sync.ledger (connection, entity, our_key, target_id, content_hash, state, attempts,
-                                            last_error, updated_at, run_id)
-                   VALUES (?, ?, ?, ?, ?, 'synced', 0, NULL, now(), ?)
-                   ON CONFLICT (connection, entity, our_key) DO UPDATE
-                   SET target_id = excluded.target_id, content_hash = excluded.content_hash, state = 'synced',
-                       attempts = 0, last_error = NULL, updated_at = now(), run_id = excluded.run_id""",
-                [(self.connection, self.entity, o.our_key, o.target_id, o.content_hash, self.run_id) for o in ok],
-            )
+                    """INSERT INTO sync.ledger (connection, entity, our_key, target_id, content_hash, state, attempts,
+                                                last_error, updated_at, run_id)
+                       VALUES (?, ?, ?, ?, ?, 'synced', 0, NULL, now(), ?)
+                       ON CONFLICT (connection, entity, our_key) DO UPDATE
+                       SET target_id = excluded.target_id, content_hash = excluded.content_hash, state = 'synced',
+                           attempts = 0, last_error = NULL, updated_at = now(), run_id = excluded.run_id""",
+                    [(self.connection, self.entity, o.our_key, o.target_id, o.content_hash, self.run_id) for o in ok],
+                )
             failed = [o for o in outcomes if o.action == "fail"]
             if failed:
                 self.conn.executemany(
-                """INSERT INTO sync.ledger (connection, entity, our_key, target_id, state, attempts, last_error,
-                                            updated_at, run_id)
-                   VALUES (?, ?, ?, ?, 'failed', 1, ?, now(), ?)
-                   ON CONFLICT (connection, entity, our_key) DO UPDATE
-                   SET state = 'failed', attempts = sync.ledger.attempts + 1, last_error = excluded.last_error,
-                       target_id = coalesce(sync.ledger.target_id, excluded.target_id),
-                       updated_at = now(), run_id = excluded.run_id""",
-                [(self.connection, self.entity, o.our_key, o.target_id, o.message, self.run_id) for o in failed],
-            )
+                    """INSERT INTO sync.ledger (connection, entity, our_key, target_id, state, attempts, last_error,
+                                                updated_at, run_id)
+                       VALUES (?, ?, ?, ?, 'failed', 1, ?, now(), ?)
+                       ON CONFLICT (connection, entity, our_key) DO UPDATE
+                       SET state = 'failed', attempts = sync.ledger.attempts + 1, last_error = excluded.last_error,
+                           target_id = coalesce(sync.ledger.target_id, excluded.target_id),
+                           updated_at = now(), run_id = excluded.run_id""",
+                    [(self.connection, self.entity, o.our_key, o.target_id, o.message, self.run_id) for o in failed],
+                )

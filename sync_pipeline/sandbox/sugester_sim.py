@@ -134,29 +134,21 @@ class SugesterSim(Simulator):
 
     # -- deals ----------------------------------------------------------------------------------
     def _create_deal(self, req: Request) -> Response:
-        body = dict(req.root("deal"))
-        nested = body.pop("client", None)
-        errors: dict[str, list[str]] = {}
-        if not str(body.get("name") or "").strip():
-            errors["name"] = [BLANK]
-        client = self._deal_client(body, nested, errors)
-        _decimal_errors(body, errors)
-        if errors:
-            raise HttpError(422, errors)
-        if client is None and isinstance(nested, dict):
-            client = self._new_client(nested)
-        if client is not None:
-            body["client_id"] = client["id"]
+        body = self._deal_body(req, creating=True)
         defaults = {"name": None, "description": None, "price": None, "client_id": None, "status_id": None,
                     "external_ids": {}}
         return json_response(self._store("deal", self.deals, body, defaults), 201)
 
     def _update_deal(self, req: Request) -> dict:
         deal = self._get(req, self.deals)
+        return self._update(deal, self._deal_body(req, creating=False))
+
+    def _deal_body(self, req: Request, *, creating: bool) -> dict:
+        """Validate a deal body (422 like the vendor) and resolve its client, creating a nested one."""
         body = dict(req.root("deal"))
         nested = body.pop("client", None)
         errors: dict[str, list[str]] = {}
-        if "name" in body and not str(body.get("name") or "").strip():
+        if (creating or "name" in body) and not str(body.get("name") or "").strip():
             errors["name"] = [BLANK]
         client = self._deal_client(body, nested, errors)
         _decimal_errors(body, errors)
@@ -166,7 +158,7 @@ class SugesterSim(Simulator):
             client = self._new_client(nested)
         if client is not None:
             body["client_id"] = client["id"]
-        return self._update(deal, body)
+        return body
 
     def _deal_client(self, body: dict, nested: Any, errors: dict) -> dict | None:
         """The client a deal points at: explicit client_id, else a nested client matched on external ids."""
