@@ -76,6 +76,7 @@ class SandboxSettings(_Strict):
     invoices_per_client: int = Field(6, ge=0)
     months: int = Field(18, ge=1)
     max_rps: float | None = None
+    malformed_invoices: int = Field(3, ge=0)  # served among the good ones, to show the quarantine
     state_file: Path | None = Path("var/sandbox_state.json")
 
 

@@ -111,10 +111,15 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
                         "examples": m.get(f"{run.connection}/{entity}", {}).get("plan_examples") or {}}
                for entity in ("clients", "deals")},
         }
+        quarantine = m.get("staging/quarantine", {})
+        if quarantine.get("examples"):
+            systems.setdefault("_quarantine_examples", quarantine["examples"])
         if "metrics/account_metrics" in m:
             mm = m["metrics/account_metrics"]
             metrics = {k: mm.get(k) for k in ("as_of", "accounts", "accounts_overdue", "overdue_invoices", "by_currency")}
-    return {"ok": all(r.success for r in runs), "systems": systems, "connections": connections, "metrics": metrics}
+    examples = systems.pop("_quarantine_examples", [])
+    return {"ok": all(r.success for r in runs), "systems": systems, "connections": connections, "metrics": metrics,
+            "quarantine_examples": examples}
 
 
 def render_text(summary: dict[str, Any]) -> str:
@@ -139,6 +144,8 @@ def render_text(summary: dict[str, Any]) -> str:
             if "records_in" in e:
                 lines.append(f"  {name}/{entity}: extracted {e['extracted']} ({e['pages']} pages); "
                              f"{e['records_in']} in = {e['staged']} staged + {e['quarantined']} quarantined")
+    for q in summary.get("quarantine_examples") or []:
+        lines.append(f"    quarantined {q['system']}/{q['entity']} {q['record']}: {q['reason']}")
     mt = summary.get("metrics") or {}
     if mt:
         lines.append(f"  metrics as of {mt['as_of']}: {mt['accounts']} accounts, {mt['accounts_overdue']} with "

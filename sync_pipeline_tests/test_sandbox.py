@@ -417,3 +417,19 @@ def test_sugester_nested_client_is_matched_or_created(sug, sandbox):
 def test_main_rejects_bad_arguments():
     with pytest.raises(SystemExit):
         main(["--port", "not-a-number"])
+
+
+def test_malformed_demo_invoices_are_served_once_and_survive_restarts(tmp_path):
+    from sync_pipeline.sandbox.demo_data import DemoSpec
+    from sync_pipeline.sandbox.server import Sandbox
+
+    spec = DemoSpec(seed=3, clients=3, invoices_per_client=2, today=date(2026, 1, 15))
+    state = tmp_path / "state.json"
+    for _ in range(2):  # the second start restores the file instead of injecting again
+        with Sandbox(spec=spec, state_file=state, malformed_invoices=3) as sb:
+            rows = httpx.get(f"{sb.url}/fakturownia/invoices.json",
+                             params={"api_token": "sandbox-token/demo", "per_page": 100}).json()
+        bad = [r for r in rows if str(r.get("number", "")).startswith("BAD/")]
+        assert len(rows) == 6 + 3
+        assert {r["number"].rsplit("/", 1)[1] for r in bad} == {"DATE", "AMOUNT", "NOID"}
+        assert [r for r in bad if r["number"].endswith("NOID")][0].get("id") is None

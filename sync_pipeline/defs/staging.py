@@ -15,12 +15,14 @@ INVOICES = dg.AssetKey(["staging", "invoices"])
 QUARANTINE = dg.AssetKey(["staging", "quarantine"])
 
 
-def _quarantine_preview(conn) -> str:
+def _quarantine_preview(conn):
+    """The newest quarantined records: a Markdown table for the UI, and rows for the CLI summary."""
     df = conn.execute(
         """SELECT source_instance AS system, entity, coalesce(source_id, record_key) AS record, reason, disposition
            FROM staging.quarantine ORDER BY first_seen_at DESC, record LIMIT 10"""
     ).df()
-    return df.to_markdown(index=False) if len(df) else "_nothing in quarantine_"
+    markdown = df.to_markdown(index=False) if len(df) else "_nothing in quarantine_"
+    return markdown, df.head(5).to_dict(orient="records")
 
 
 def build_staging_assets(settings: Settings) -> list:
@@ -50,7 +52,7 @@ def build_staging_assets(settings: Settings) -> list:
                 for entity, c in entities.items():
                     context.log.info(f"{name}/{entity}: in {c['records_in']} = staged {c['staged']} + "
                                      f"quarantined {c['quarantined']} (flagged {c['flagged']})")
-            preview = _quarantine_preview(conn)
+            preview, examples = _quarantine_preview(conn)
         yield dg.MaterializeResult(asset_key=ACCOUNTS, metadata={
             "dagster/row_count": stats.total("clients", "staged"),
             "records_in": stats.total("clients", "records_in"),
@@ -68,6 +70,7 @@ def build_staging_assets(settings: Settings) -> list:
             "dagster/row_count": stats.total("clients", "quarantined") + stats.total("invoices", "quarantined")
                                  + stats.total("clients", "flagged"),
             "preview": dg.MetadataValue.md(preview),
+            "examples": dg.MetadataValue.json(examples),
         })
 
     return [staging]

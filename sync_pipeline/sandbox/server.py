@@ -36,12 +36,26 @@ class _Meta(Simulator):
         return {name: sim.stats() for name, sim in self._simulators.items()}
 
 
+def malformed_fakturownia_invoices(invoices: list[dict], count: int) -> list[dict]:
+    """Records real exports do contain, so the demo shows the quarantine at work: an impossible date,
+    an amount with a comma and a currency sign, an invoice with no id (cycled up to `count`)."""
+    if not invoices:
+        return []
+    breakers = [
+        lambda inv, n: inv | {"id": 990_000_000 + n, "number": f"BAD/{n}/DATE", "issue_date": "2025-02-30"},
+        lambda inv, n: inv | {"id": 990_000_000 + n, "number": f"BAD/{n}/AMOUNT", "price_gross": "1 230,00 zł"},
+        lambda inv, n: {k: v for k, v in inv.items() if k != "id"} | {"number": f"BAD/{n}/NOID"},
+    ]
+    return [breakers[n % len(breakers)](dict(invoices[n % len(invoices)]), n) for n in range(count)]
+
+
 class Sandbox:
     """Fakturownia and Sugester simulators on one 127.0.0.1 port; state survives restarts via `state_file`."""
 
     def __init__(self, *, spec: DemoSpec | None = None, host: str = "127.0.0.1", port: int = 0,
                  max_rps: float | None = None, fakturownia_token: str = "sandbox-token/demo",
-                 sugester_token: str = "sandbox-sugester-token/demo", state_file: Path | None = None):
+                 sugester_token: str = "sandbox-sugester-token/demo", state_file: Path | None = None,
+                 malformed_invoices: int = 0):
         self.spec = spec or DemoSpec()
         self.state_file = Path(state_file) if state_file else None
         restoring = self.state_file is not None and self.state_file.exists()
@@ -50,6 +64,9 @@ class Sandbox:
                                           account_prefix=self.spec.account_prefix)
         self.sugester = SugesterSim(api_token=sugester_token, max_rps=max_rps, clock_start=self.fakturownia.clock)
         self.simulators: dict[str, Simulator] = {"fakturownia": self.fakturownia, "sugester": self.sugester}
+        if data is not None:
+            for raw in malformed_fakturownia_invoices(data.invoices, malformed_invoices):
+                self.fakturownia.inject_invoice(raw)
         # With a state file, come back on the port of last time when it is free: the invoices'
         # view_url links embed it, and links that change on every run would update every deal.
         self._preferred_port = self._load(self.state_file) if restoring and port == 0 else None
