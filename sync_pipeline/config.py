@@ -16,6 +16,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from sync_pipeline.systems._http import RetryPolicy
+from sync_pipeline.systems.fakturownia import base_url_for as fakturownia_base_url
+from sync_pipeline.systems.sugester import base_url_for as sugester_base_url
+
 CONFIG_ENV_VAR = "SYNC_PIPELINE_CONFIG"
 DEFAULT_CONFIG_NAME = "sync.yaml"
 DEFAULT_DEAL_KINDS = ("vat", "vat_margin", "advance", "final", "receipt")
@@ -97,8 +101,6 @@ class _SystemBase(_Strict):
     retry: RetrySettings = RetrySettings()
 
     def http_options(self) -> dict:
-        from sync_pipeline.systems._http import RetryPolicy
-
         return {"timeout": self.timeout_seconds, "retry": RetryPolicy(**self.retry.model_dump())}
 
     @model_validator(mode="after")
@@ -117,16 +119,17 @@ class FakturowniaSystem(_SystemBase):
     reread_lag: timedelta = timedelta(hours=2)
     per_page: int = Field(100, ge=1, le=100)
 
-    _lag = field_validator("reread_lag", mode="before")(classmethod(lambda cls, v: parse_duration(v)))
+    @field_validator("reread_lag", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value)
 
     @property
     def is_source(self) -> bool:
         return True
 
     def resolved_base_url(self) -> str:
-        from sync_pipeline.systems.fakturownia import base_url_for
-
-        return (self.base_url or base_url_for(self.type, self.account or "")).rstrip("/")
+        return (self.base_url or fakturownia_base_url(self.type, self.account or "")).rstrip("/")
 
 
 class SugesterSystem(_SystemBase):
@@ -138,9 +141,7 @@ class SugesterSystem(_SystemBase):
         return False
 
     def resolved_base_url(self) -> str:
-        from sync_pipeline.systems.sugester import base_url_for
-
-        return (self.base_url or base_url_for(self.account or "")).rstrip("/")
+        return (self.base_url or sugester_base_url(self.account or "")).rstrip("/")
 
 
 System = Annotated[FakturowniaSystem | SugesterSystem, Field(discriminator="type")]

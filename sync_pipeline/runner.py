@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from sync_pipeline.config import load_settings
+from sync_pipeline.config import ConfigError, load_settings
 from sync_pipeline.defs.build import build_definitions
 from sync_pipeline.defs.schedules import job_name, metrics_run_config
 
@@ -56,7 +56,7 @@ def run_connections(config_path: Path | str, *, connections: list[str] | None = 
     names = connections or list(settings.connections)
     unknown = [n for n in names if n not in settings.connections]
     if unknown:
-        raise ValueError(f"{settings.path}: no connection named {', '.join(unknown)} (have: {', '.join(settings.connections)})")
+        raise ConfigError(f"{settings.path}: no connection named {', '.join(unknown)} (have: {', '.join(settings.connections)})")
     defs = build_definitions(config_path)
     instance = instance or dg.DagsterInstance.get()
     runs = []
