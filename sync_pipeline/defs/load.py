@@ -45,9 +45,10 @@ def _load_asset(conn_cfg: ConnectionSettings, entity: str, deps: list, desired_s
         dry_run = current.dry_run if config.dry_run is None else config.dry_run
         params = {"source": current.source, "connection": name, "dry_run": dry_run,
                   "deal_kinds": list(current.deal_kinds)}
+        sql = desired_sql()
         with warehouse(duckdb) as conn, sync_settings.sugester(current.target) as api:
-            plan = compute_plan(conn, connection=name, entity=entity, desired_sql=desired_sql(),
-                                params={k: v for k, v in params.items() if f"${k}" in desired_sql()})
+            plan = compute_plan(conn, connection=name, entity=entity, desired_sql=sql,
+                                params={k: v for k, v in params.items() if f"${k}" in sql})
             context.log.info(f"{name}/{entity} plan: {dict(plan.counts)}" + (" (dry run)" if dry_run else ""))
             result = apply_plan(conn, plan, writer_cls(api), run_id=context.run.run_id, dry_run=dry_run,
                                 error_budget=current.error_budget, progress=context.log.info)
