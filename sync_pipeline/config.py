@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from sync_pipeline.systems._http import RetryPolicy
 from sync_pipeline.systems.fakturownia import base_url_for as fakturownia_base_url
 from sync_pipeline.systems.sugester import base_url_for as sugester_base_url
+from sync_pipeline.warehouse.currencies import ISO_4217
 
 CONFIG_ENV_VAR = "SYNC_PIPELINE_CONFIG"
 DEFAULT_CONFIG_NAME = "sync.yaml"
@@ -34,6 +36,7 @@ SCHEDULE_CRONS = {"nightly": "0 0 * * *", "every_3_hours": "0 */3 * * *"}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_CUSTOM_FIELD = re.compile(r"^(string|integer|decimal|date)([1-9]|10)$")
 
 
 class _Loader(yaml.SafeLoader):
@@ -91,6 +94,97 @@ class RetrySettings(_Strict):
     base_delay: float = Field(0.5, ge=0)
     max_delay: float = Field(30.0, ge=0)
     total_budget: float = Field(120.0, gt=0)
+
+
+# Figures an alert rule, a health input or a target field can name (reporting currency).
+METRIC_TYPES = {
+    "invoice_count": "integer", "total_billed_12m": "decimal", "total_paid": "decimal", "total_due": "decimal",
+    "overdue_invoice_count": "integer", "overdue_amount": "decimal", "overdue_since": "date",
+    "max_days_overdue": "integer", "aging_current": "decimal", "aging_1_30": "decimal", "aging_31_60": "decimal",
+    "aging_61_90": "decimal", "aging_91_plus": "decimal", "dso_90d": "decimal", "last_payment_date": "date",
+    "health_score": "integer", "health_band": "string", "health_reason": "string",
+}
+NUMERIC_METRICS = frozenset(m for m, t in METRIC_TYPES.items() if t in ("integer", "decimal"))
+
+
+class HealthSettings(_Strict):
+    """Financial health score 0–100 (see transform/sql/financial_health.sql for the formula)."""
+
+    weight_overdue_share: float = Field(0.5, ge=0)
+    weight_days_overdue: float = Field(0.3, ge=0)
+    weight_overdue_count: float = Field(0.2, ge=0)
+    days_cap: int = Field(90, ge=1)       # days overdue at which the days factor is full
+    count_cap: int = Field(5, ge=1)       # overdue invoices at which the count factor is full
+    healthy_from: int = Field(70, ge=0, le=100)
+    at_risk_from: int = Field(40, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.weight_overdue_share + self.weight_days_overdue + self.weight_overdue_count <= 0:
+            raise ValueError("at least one weight must be above 0")
+        if self.at_risk_from > self.healthy_from:
+            raise ValueError("at_risk_from must not be above healthy_from")
+        return self
+
+    def normalised_weights(self) -> tuple[float, float, float]:
+        total = self.weight_overdue_share + self.weight_days_overdue + self.weight_overdue_count
+        return (self.weight_overdue_share / total, self.weight_days_overdue / total, self.weight_overdue_count / total)
+
+
+class AlertRule(_Strict):
+    name: str
+    metric: str
+    comparison: Literal[">", ">=", "<", "<=", "==", "!="]
+    threshold: float
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+    @field_validator("metric")
+    @classmethod
+    def _numeric(cls, metric: str) -> str:
+        if metric not in NUMERIC_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; one of: {', '.join(sorted(NUMERIC_METRICS))}")
+        return metric
+
+
+DEFAULT_ALERT_RULES = (
+    AlertRule(name="overdue_amount_above_limit", metric="overdue_amount", comparison=">", threshold=10000,
+              severity="warning"),
+    AlertRule(name="more_than_2_overdue_invoices", metric="overdue_invoice_count", comparison=">", threshold=2,
+              severity="warning"),
+    AlertRule(name="overdue_60_days_or_more", metric="max_days_overdue", comparison=">=", threshold=60,
+              severity="critical"),
+)
+
+
+class MetricsSettings(_Strict):
+    reporting_currency: str = "PLN"
+    fx_rates_csv: Path | None = None                 # columns: currency,rate (1 unit = rate reporting units)
+    fx_rates: dict[str, Decimal] = {}                # inline rates; win over the CSV
+    health: HealthSettings = HealthSettings()
+    alerts: tuple[AlertRule, ...] = DEFAULT_ALERT_RULES
+
+    @field_validator("reporting_currency")
+    @classmethod
+    def _iso(cls, code: str) -> str:
+        if code not in ISO_4217:
+            raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+        return code
+
+    @field_validator("fx_rates")
+    @classmethod
+    def _rates(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+        bad = [c for c, r in rates.items() if c not in ISO_4217 or r <= 0]
+        if bad:
+            raise ValueError(f"rates must be positive and keyed by ISO 4217 codes: {', '.join(bad)}")
+        return rates
+
+    @field_validator("alerts")
+    @classmethod
+    def _unique(cls, rules: tuple[AlertRule, ...]) -> tuple[AlertRule, ...]:
+        names = [r.name for r in rules]
+        if len(set(names)) != len(names):
+            raise ValueError("alert rule names must be unique")
+        return rules
 
 
 class _SystemBase(_Strict):
@@ -156,6 +250,23 @@ class ConnectionSettings(_Strict):
     history_start: date = date(2025, 1, 1)
     dry_run: bool = False
     error_budget: int = Field(10, ge=0)  # failed records per run before the run fails
+    # target custom field → metric written back on each client, e.g. {decimal1: overdue_amount}
+    metric_fields: dict[str, str] = {}
+
+    @field_validator("metric_fields")
+    @classmethod
+    def _fields(cls, mapping: dict[str, str]) -> dict[str, str]:
+        for field, metric in mapping.items():
+            m = _CUSTOM_FIELD.match(field)
+            if not m:
+                raise ValueError(f"{field!r} is not a Sugester custom field (string1..10, integer1..10, "
+                                 "decimal1..10, date1..10)")
+            if metric not in METRIC_TYPES:
+                raise ValueError(f"{field}: unknown metric {metric!r}; one of: {', '.join(sorted(METRIC_TYPES))}")
+            kind, mtype = m.group(1), METRIC_TYPES[metric]
+            if kind != "string" and kind != mtype and not (kind == "decimal" and mtype == "integer"):
+                raise ValueError(f"{field}: a {kind} field cannot hold {metric} ({mtype})")
+        return mapping
 
     @field_validator("deal_kinds")
     @classmethod
@@ -175,6 +286,7 @@ class ConnectionSettings(_Strict):
 class Settings(_Strict):
     path: Path = Path(DEFAULT_CONFIG_NAME)  # the file it was read from; relative paths resolve against its folder
     warehouse: WarehouseSettings = WarehouseSettings()
+    metrics: MetricsSettings = MetricsSettings()
     sandbox: SandboxSettings | None = None
     systems: dict[str, System]
     connections: dict[str, ConnectionSettings]

@@ -23,14 +23,17 @@ def test_repository_definitions_load_through_the_defs_folder(monkeypatch):
     assert _keys(d) == [
         "fakturownia/clients", "fakturownia/invoice_changes", "fakturownia/invoice_history",
         "fakturownia_to_sugester/clients", "fakturownia_to_sugester/deals",
-        "metrics/account_metrics", "staging/accounts", "staging/invoices", "staging/quarantine",
+        "metrics/account_metrics", "metrics/financial_health", "metrics/risk_alerts",
+        "staging/accounts", "staging/invoices", "staging/quarantine",
     ]
     jobs = sorted(j.name for j in d.resolve_all_job_defs() if not j.name.startswith("__"))
     assert jobs == ["fakturownia_history_job", "fakturownia_to_sugester_job"]
     schedules = {s.name: (s.cron_schedule, s.execution_timezone, s.job_name) for s in d.schedules}
     assert schedules == {"fakturownia_to_sugester_schedule": ("0 */3 * * *", "UTC", "fakturownia_to_sugester_job")}
     checks = sorted(c.name for c in d.resolve_asset_graph().asset_check_keys)
-    assert checks == ["account_unique_per_source", "invoice_has_account", "invoice_key_unique", "no_identifier_drift"]
+    assert checks == ["account_unique_per_source", "fx_rates_complete", "invoice_has_account", "invoice_key_unique",
+                      "no_identifier_drift", "no_negative_amount_due", "overdue_amount_matches_invoices",
+                      "overdue_invoice_has_account"]
 
 
 def test_nightly_and_manual_schedules(tmp_path):
@@ -48,7 +51,8 @@ def test_connection_job_selects_the_whole_flow_and_history_is_monthly(tmp_path):
     assert selected == [
         "fakturownia/clients", "fakturownia/invoice_changes",
         "fakturownia_to_sugester/clients", "fakturownia_to_sugester/deals",
-        "metrics/account_metrics", "staging/accounts", "staging/invoices", "staging/quarantine",
+        "metrics/account_metrics", "metrics/financial_health", "metrics/risk_alerts",
+        "staging/accounts", "staging/invoices", "staging/quarantine",
     ]
     history = d.resolve_assets_def(dg.AssetKey(["fakturownia", "invoice_history"]))
     keys = history.partitions_def.get_partition_keys()

@@ -81,7 +81,8 @@ def test_status_kind_amount_mapping_and_quarantine(env):
     assert rows["fakturownia:12"][2:4] == ("paid", Decimal("0.00"))
     assert rows["fakturownia:13"][2:4] == ("void", Decimal("0.00"))
     assert rows["fakturownia:14"][1:3] == ("proforma", "void")
-    assert rows["fakturownia:16"] == ("crm-1", "correction", "open", Decimal("-50.00"), "EUR")
+    # a credit note is billed (negatively) but never owed: its amount due is 0, not negative
+    assert rows["fakturownia:16"] == ("crm-1", "correction", "open", Decimal("0.00"), "EUR")
     assert q == {
         "2": "no account identifier (strategy external_id)",
         "15": "client 2 is not a staged account",
@@ -95,7 +96,7 @@ def test_status_kind_amount_mapping_and_quarantine(env):
     assert mats["staging/invoices"]["dagster/row_count"].value == 6
     assert mats["staging/invoices"]["quarantined"].value == 4
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"invoice_key_unique": True, "invoice_has_account": True,
+    assert checks == {"invoice_key_unique": True, "invoice_has_account": True, "no_negative_amount_due": True,
                       "account_unique_per_source": True, "no_identifier_drift": True}
 
 

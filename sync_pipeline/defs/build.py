@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sync_pipeline.config import Settings, load_settings
-from sync_pipeline.defs.checks import build_staging_checks
+from sync_pipeline.defs.checks import build_metrics_checks, build_staging_checks
 from sync_pipeline.defs.extract import build_extract_assets
 from sync_pipeline.defs.load import build_load_assets
 from sync_pipeline.defs.metrics import build_metrics_assets
@@ -34,7 +34,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
     settings = load_settings(config_path, strict=False)
     shared = dg.Definitions(
         assets=[*build_staging_assets(settings), *build_metrics_assets()],
-        asset_checks=build_staging_checks(),
+        asset_checks=[*build_staging_checks(), *build_metrics_checks()],
         resources={
             "sync_settings": SyncSettings(config_path=str(Path(config_path).resolve())),
             "duckdb": DuckDBResource(database=str(settings.warehouse_path.resolve())),

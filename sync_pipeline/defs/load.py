@@ -5,7 +5,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sync_pipeline.config import ConnectionSettings
-from sync_pipeline.defs.metrics import ACCOUNT_METRICS
+from sync_pipeline.defs.metrics import FINANCIAL_HEALTH, RISK_ALERTS
 from sync_pipeline.defs.resources import SyncSettings, warehouse
 from sync_pipeline.defs.staging import ACCOUNTS, INVOICES
 from sync_pipeline.load.apply import apply_plan
@@ -45,7 +45,7 @@ def _load_asset(conn_cfg: ConnectionSettings, entity: str, deps: list, desired_s
         dry_run = current.dry_run if config.dry_run is None else config.dry_run
         params = {"source": current.source, "connection": name, "dry_run": dry_run,
                   "deal_kinds": list(current.deal_kinds)}
-        sql = desired_sql()
+        sql = desired_sql(current)
         with warehouse(duckdb) as conn, sync_settings.sugester(current.target) as api:
             plan = compute_plan(conn, connection=name, entity=entity, desired_sql=sql,
                                 params={k: v for k, v in params.items() if f"${k}" in sql})
@@ -73,7 +73,7 @@ def load_keys(connection: str) -> list[dg.AssetKey]:
 def build_load_assets(conn_cfg: ConnectionSettings) -> list[dg.AssetsDefinition]:
     clients_key, _ = load_keys(conn_cfg.name)
     return [
-        _load_asset(conn_cfg, "clients", [ACCOUNTS, ACCOUNT_METRICS], desired_clients_sql, SugesterClientsWriter,
+        _load_asset(conn_cfg, "clients", [ACCOUNTS, FINANCIAL_HEALTH, RISK_ALERTS], desired_clients_sql, SugesterClientsWriter,
                     f"Staged accounts of {conn_cfg.source} upserted as {conn_cfg.target} clients by account_id."),
         _load_asset(conn_cfg, "deals", [INVOICES, clients_key], desired_deals_sql, SugesterDealsWriter,
                     f"One {conn_cfg.target} deal per {conn_cfg.source} invoice of kinds "

@@ -6,7 +6,7 @@ import dagster as dg
 from sync_pipeline.config import ConnectionSettings
 from sync_pipeline.defs.extract import extract_keys
 from sync_pipeline.defs.load import load_keys
-from sync_pipeline.defs.metrics import ACCOUNT_METRICS
+from sync_pipeline.defs.metrics import METRICS_KEYS
 from sync_pipeline.defs.staging import ACCOUNTS, INVOICES, QUARANTINE
 
 TIMEZONE = "UTC"
@@ -17,11 +17,12 @@ def job_name(connection: str) -> str:
 
 
 def metrics_run_config(as_of: str) -> dict:
-    return {"ops": {"metrics__account_metrics": {"config": {"as_of": as_of}}}}
+    """Every metrics asset evaluates as of the same date."""
+    return {"ops": {op: {"config": {"as_of": as_of}} for op in ("metrics__account_metrics", "metrics__risk_alerts")}}
 
 
 def build_connection_job(conn: ConnectionSettings):
-    keys = [*extract_keys(conn.source), ACCOUNTS, INVOICES, QUARANTINE, ACCOUNT_METRICS, *load_keys(conn.name)]
+    keys = [*extract_keys(conn.source), ACCOUNTS, INVOICES, QUARANTINE, *METRICS_KEYS, *load_keys(conn.name)]
     return dg.define_asset_job(
         name=job_name(conn.name),
         selection=dg.AssetSelection.assets(*keys),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sync_pipeline.config import ConnectionSettings
+from sync_pipeline.load.metric_fields import json_object_pairs, metric_joins
 from sync_pipeline.load.plan import PlanItem
 from sync_pipeline.systems.sugester import SugesterClient
 from sync_pipeline.warehouse.db import read_sql
@@ -9,11 +11,13 @@ from sync_pipeline.warehouse.db import read_sql
 OUR_KEY_NAME = "sync_pipeline"  # the key under which our id travels in Sugester's external_ids
 
 
-def desired_clients_sql() -> str:
-    return read_sql("sync_pipeline.load", "sql/sugester_clients.sql")
+def desired_clients_sql(connection: ConnectionSettings) -> str:
+    """Clients with the connection's metric fields (custom fields) filled from the metrics marts."""
+    return read_sql("sync_pipeline.load", "sql/sugester_clients.sql").format(
+        metric_joins=metric_joins("a.account_id"), metric_fields=json_object_pairs(connection.metric_fields))
 
 
-def desired_deals_sql() -> str:
+def desired_deals_sql(connection: ConnectionSettings) -> str:
     return read_sql("sync_pipeline.load", "sql/sugester_deals.sql")
 
 

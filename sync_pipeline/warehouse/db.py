@@ -17,7 +17,32 @@ def read_sql(package: str, name: str) -> str:
     return resources.files(package).joinpath(name).read_text(encoding="utf-8")
 
 
+# Steps that bring an older warehouse file up to date, by the version they lead to. Derived tables
+# (rebuilt on every run) are simply dropped and created anew by schema.sql.
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["DROP TABLE IF EXISTS marts.account_metrics"],  # aging, billed_90d, dso_90d added
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def _migrate(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    conn.execute("CREATE TABLE IF NOT EXISTS meta.schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM meta.schema_version").fetchone()
+    current = row[0] if row and row[0] is not None else None
+    if current is None:
+        # a new file, or one from before versioning (version 1): run every step, all are idempotent
+        current = 1
+    for version in sorted(v for v in MIGRATIONS if v > current):
+        for statement in MIGRATIONS[version]:
+            conn.execute(statement)
+    if current < SCHEMA_VERSION:
+        conn.execute("DELETE FROM meta.schema_version")
+        conn.execute("INSERT INTO meta.schema_version VALUES (?)", [SCHEMA_VERSION])
+
+
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    _migrate(conn)
     conn.execute(read_sql("sync_pipeline.warehouse", "sql/schema.sql"))
     (have,) = conn.execute("SELECT count(*) FROM meta.currencies").fetchone()
     if have != len(ISO_4217):

@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS staging.quarantine (
     run_id          VARCHAR
 );
 
+-- Per account and currency, as of a date (DESIGN §4). Rebuilt on every run.
 CREATE TABLE IF NOT EXISTS marts.account_metrics (
     account_id            VARCHAR NOT NULL,
     currency              VARCHAR NOT NULL,
@@ -95,7 +96,70 @@ CREATE TABLE IF NOT EXISTS marts.account_metrics (
     overdue_amount        DECIMAL(18, 2) NOT NULL,
     overdue_since         DATE,
     max_days_overdue      INTEGER,
+    aging_current         DECIMAL(18, 2) NOT NULL,
+    aging_1_30            DECIMAL(18, 2) NOT NULL,
+    aging_31_60           DECIMAL(18, 2) NOT NULL,
+    aging_61_90           DECIMAL(18, 2) NOT NULL,
+    aging_91_plus         DECIMAL(18, 2) NOT NULL,
+    billed_90d            DECIMAL(18, 2) NOT NULL,
+    dso_90d               DECIMAL(18, 1),
     last_payment_date     DATE
+);
+
+-- Value of one unit of `currency` in the reporting currency (loaded from CSV or sync.yaml).
+CREATE TABLE IF NOT EXISTS marts.fx_rates (
+    currency            VARCHAR NOT NULL,
+    reporting_currency  VARCHAR NOT NULL,
+    rate                DECIMAL(18, 8) NOT NULL
+);
+
+-- The same figures per account rolled up in the reporting currency. Amounts in a currency with no
+-- rate are left out (never converted at a guessed rate) and listed in `unconverted_currencies`.
+CREATE TABLE IF NOT EXISTS marts.account_metrics_reporting (
+    account_id            VARCHAR NOT NULL,
+    reporting_currency    VARCHAR NOT NULL,
+    as_of                 DATE NOT NULL,
+    invoice_count         INTEGER NOT NULL,
+    total_billed_12m      DECIMAL(18, 2) NOT NULL,
+    total_paid            DECIMAL(18, 2) NOT NULL,
+    total_due             DECIMAL(18, 2) NOT NULL,
+    overdue_invoice_count INTEGER NOT NULL,
+    overdue_amount        DECIMAL(18, 2) NOT NULL,
+    overdue_since         DATE,
+    max_days_overdue      INTEGER,
+    aging_current         DECIMAL(18, 2) NOT NULL,
+    aging_1_30            DECIMAL(18, 2) NOT NULL,
+    aging_31_60           DECIMAL(18, 2) NOT NULL,
+    aging_61_90           DECIMAL(18, 2) NOT NULL,
+    aging_91_plus         DECIMAL(18, 2) NOT NULL,
+    billed_90d            DECIMAL(18, 2) NOT NULL,
+    dso_90d               DECIMAL(18, 1),
+    last_payment_date     DATE,
+    unconverted_currencies VARCHAR[] NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS marts.financial_health (
+    account_id  VARCHAR NOT NULL,
+    as_of       DATE NOT NULL,
+    score       INTEGER,            -- 0..100; NULL when unknown
+    band        VARCHAR NOT NULL,   -- healthy | at_risk | critical | unknown
+    reason      VARCHAR NOT NULL
+);
+
+-- One row per alert: opened once, open while its rule holds, then resolved (DESIGN §4).
+CREATE TABLE IF NOT EXISTS marts.risk_alerts (
+    alert_id      VARCHAR NOT NULL,
+    account_id    VARCHAR NOT NULL,
+    rule          VARCHAR NOT NULL,
+    metric        VARCHAR NOT NULL,
+    comparison    VARCHAR NOT NULL,
+    threshold     DOUBLE NOT NULL,
+    severity      VARCHAR NOT NULL,
+    value         DOUBLE,
+    opened_on     DATE NOT NULL,
+    last_seen_on  DATE NOT NULL,
+    resolved_on   DATE,
+    status        VARCHAR NOT NULL   -- open | resolved
 );
 
 -- What each target holds, as far as we wrote it (DESIGN §5).
