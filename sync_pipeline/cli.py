@@ -70,6 +70,32 @@ def _cmd_dev(args: argparse.Namespace) -> int:
             return 0
 
 
+def _cmd_accounts(args: argparse.Namespace) -> int:
+    """Accounts by invoice status from the warehouse (read-only: no secrets, no writes)."""
+    import duckdb
+
+    from sync_pipeline.accounts import NoMetrics, list_accounts, render_table, to_json
+    from sync_pipeline.config import load_settings
+    from sync_pipeline.warehouse.db import connect
+
+    settings = load_settings(args.config or default_config_path(), strict=False)
+    path = settings.warehouse_path
+    if not path.exists():
+        print(f"no metrics yet: run `sync-pipeline run` first (no warehouse at {path})", file=sys.stderr)
+        return 1
+    try:
+        with connect(path, read_only=True) as conn:
+            result = list_accounts(conn, bands=args.band or None, sort=args.sort, limit=args.limit)
+    except NoMetrics as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except duckdb.IOException as exc:
+        print(f"cannot open the warehouse {path} read-only (in use by a run?): {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(to_json(result), indent=2) if args.json else render_table(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sync-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,6 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=_cmd_dev)
+
+    from sync_pipeline.accounts import BANDS, DEFAULT_LIMIT, DEFAULT_SORT, SORTS
+
+    def _limit(text: str) -> int:
+        n = int(text)
+        if n < 0:
+            raise argparse.ArgumentTypeError("must be 0 (all) or more")
+        return n
+
+    accounts = sub.add_parser("accounts", help="accounts by invoice status, worst first (reads the warehouse)")
+    _config_arg(accounts)
+    accounts.add_argument("--band", action="append", choices=BANDS, help="only this health band (repeatable)")
+    accounts.add_argument("--sort", choices=list(SORTS), default=DEFAULT_SORT,
+                          help=f"order (default {DEFAULT_SORT}; amounts and counts descending, score worst "
+                               "first, name A-Z; ties by account id)")
+    accounts.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT, metavar="N",
+                          help=f"at most N accounts (default {DEFAULT_LIMIT}; 0 = all)")
+    accounts.add_argument("--json", action="store_true", help="print one machine-readable object")
+    accounts.set_defaults(func=_cmd_accounts)
     return parser
 
 

@@ -75,10 +75,12 @@ def build_metrics_assets() -> list:
         description="A score 0–100 and a band (healthy, at_risk, critical, unknown) per account, with the reason in "
                     "words; weights and thresholds from sync.yaml `metrics.health`.",
     )
-    def financial_health(context: dg.AssetExecutionContext, sync_settings: SyncSettings, duckdb: DuckDBResource):
+    def financial_health(context: dg.AssetExecutionContext, config: MetricsConfig, sync_settings: SyncSettings,
+                         duckdb: DuckDBResource):
         m = sync_settings.load().metrics
         with warehouse(duckdb) as conn:
-            bands = rebuild_financial_health(conn, reporting_currency=m.reporting_currency, health=m.health)
+            bands = rebuild_financial_health(conn, as_of=resolve_as_of(config.as_of),
+                                             reporting_currency=m.reporting_currency, health=m.health)
             worst = worst_accounts(conn, 10)
         context.log.info(f"financial health: {bands}")
         return dg.MaterializeResult(metadata={

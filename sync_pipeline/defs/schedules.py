@@ -18,7 +18,7 @@ def job_name(connection: str) -> str:
 
 def metrics_run_config(as_of: str) -> dict:
     """Every metrics asset evaluates as of the same date."""
-    return {"ops": {op: {"config": {"as_of": as_of}} for op in ("metrics__account_metrics", "metrics__risk_alerts")}}
+    return {"ops": {op: {"config": {"as_of": as_of}} for op in ("metrics__account_metrics", "metrics__financial_health", "metrics__risk_alerts")}}
 
 
 def build_connection_job(conn: ConnectionSettings):

@@ -89,11 +89,11 @@ def rebuild_reporting_rollup(conn: duckdb.DuckDBPyConnection, *, reporting_curre
                               for c, n, b, d, o in missing})
 
 
-def rebuild_financial_health(conn: duckdb.DuckDBPyConnection, *, reporting_currency: str,
+def rebuild_financial_health(conn: duckdb.DuckDBPyConnection, *, as_of: date, reporting_currency: str,
                              health: HealthSettings) -> dict[str, int]:
     sql = read_sql("sync_pipeline.transform", "sql/financial_health.sql")
     w_share, w_days, w_count = health.normalised_weights()
-    params = {"reporting": reporting_currency, "w_share": w_share, "w_days": w_days, "w_count": w_count,
+    params = {"as_of": as_of, "reporting": reporting_currency, "w_share": w_share, "w_days": w_days, "w_count": w_count,
               "days_cap": float(health.days_cap), "count_cap": float(health.count_cap),
               "healthy": health.healthy_from, "at_risk": health.at_risk_from}
     with transaction(conn):
