@@ -24,7 +24,7 @@ SORTS = {
     "max_days_overdue": "max_days_overdue DESC NULLS LAST",
     "total_due": "total_due DESC",
     "score": "score ASC NULLS LAST",  # worst first; unknown (no score) last
-    "name": "name ASC NULLS LAST",
+    "name": "lower(name) ASC NULLS LAST",
     "overdue_invoice_count": "overdue_invoice_count DESC",
 }
 DEFAULT_SORT = "overdue_amount"

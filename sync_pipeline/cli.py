@@ -78,7 +78,7 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
     from sync_pipeline.config import load_settings
     from sync_pipeline.warehouse.db import connect
 
-    settings = load_settings(args.config or default_config_path(), strict=False)
+    settings = load_settings((args.config or default_config_path()).resolve(), strict=False)
     path = settings.warehouse_path
     if not path.exists():
         print(f"no metrics yet: run `sync-pipeline run` first (no warehouse at {path})", file=sys.stderr)

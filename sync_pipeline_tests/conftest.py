@@ -16,11 +16,15 @@ S_TOKEN = "sandbox-sugester-token/demo"
 
 def write_config(tmp_path: Path, sandbox_url: str, *, deal_kinds=("vat", "vat_margin", "advance", "final", "receipt"),
                  schedule="every_3_hours", fakturownia_token=F_TOKEN, extra_system="", history_start="2025-06-01",
-                 identifier="source_id") -> Path:
+                 identifier="source_id", metric_fields: dict | None = None) -> Path:
     kinds = ", ".join(deal_kinds)
+    fields = "{" + ", ".join(f"{k}: {v}" for k, v in (metric_fields or {}).items()) + "}"
     text = textwrap.dedent(f"""\
         warehouse:
           path: {tmp_path / 'warehouse.duckdb'}
+        metrics:
+          reporting_currency: PLN
+          fx_rates: {{EUR: 4.25, USD: 4.00}}
         systems:
           fakturownia:
             type: fakturownia
@@ -42,6 +46,7 @@ def write_config(tmp_path: Path, sandbox_url: str, *, deal_kinds=("vat", "vat_ma
             schedule: {schedule}
             deal_kinds: [{kinds}]
             history_start: {history_start}
+            metric_fields: {fields}
         """)
     path = tmp_path / "sync.yaml"
     path.write_text(text)

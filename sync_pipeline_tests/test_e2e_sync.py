@@ -230,3 +230,34 @@ def test_crash_between_intent_and_answer_adopts_instead_of_duplicating(config_pa
     assert summary["connections"][CONN]["clients"]["adopted"] == 1
     assert summary["connections"][CONN]["clients"]["created"] == 0
     assert len(sandbox.sugester.clients) == n_clients
+
+
+def test_clients_carry_mapped_metric_fields_and_a_second_sync_writes_nothing(tmp_path, sandbox, instance):
+    fields = {"decimal1": "overdue_amount", "integer1": "overdue_invoice_count", "date1": "overdue_since",
+              "integer2": "health_score", "string1": "health_band"}
+    config_path = write_config(tmp_path, sandbox.url, metric_fields=fields)
+    _, first = run_sync(config_path, instance)
+    assert first["ok"]
+    with warehouse(config_path) as conn:
+        expected = {r[0]: r[1:] for r in conn.execute(
+            """SELECT r.account_id, r.overdue_amount, r.overdue_invoice_count, r.overdue_since, h.score, h.band
+               FROM marts.account_metrics_reporting r JOIN marts.financial_health h USING (account_id)""").fetchall()}
+    by_key = {c["external_id"]: c for c in sandbox.sugester.clients.values()}
+    assert set(expected) <= set(by_key) and any(v[1] > 0 for v in expected.values())
+    for key, (amount, count, since, score, band) in expected.items():
+        c = by_key[key]
+        assert Decimal(str(c["decimal1"])) == amount and int(c["integer1"]) == count
+        assert c["date1"] == (since.isoformat() if since else None)
+        assert int(c["integer2"]) == score and c["string1"] == band
+
+    sandbox.sugester.clear_requests()
+    _, second = run_sync(config_path, instance)
+    assert second["connections"][CONN]["clients"]["updated"] == 0
+    assert [r for r in sandbox.sugester.requests() if r.method in ("POST", "PUT")] == []
+
+    # a payment changes the metrics of exactly one account: exactly that client is written again
+    victim = next(i for i, inv in sorted(served_invoices(sandbox).items())
+                  if inv["status"] in ("issued", "sent") and not inv["cancelled"] and inv["payment_to"] < TODAY.isoformat())
+    sandbox.fakturownia.pay_invoice(victim)
+    _, third = run_sync(config_path, instance)
+    assert third["connections"][CONN]["clients"]["updated"] == 1
