@@ -79,3 +79,20 @@ def test_missing_rate_is_reported_and_left_out_of_the_rollup(tmp_path):
     assert rows["A3"] == (Decimal("0.00"), Decimal("0.00"), 0, ["USD"])
     assert health["A3"] == "unknown: no exchange rate for USD"
     assert health["A2"].endswith("(not counted, no exchange rate: USD)")
+
+
+def test_large_amounts_roll_up_without_overflow(tmp_path):
+    """DECIMAL(18,2) × a DECIMAL(18,8) rate overflows from 10^8; the rollup widens the rate first."""
+    config = write_reference_config(tmp_path, {"EUR": "4.30"})
+    db = tmp_path / "w.duckdb"
+    with connect(db) as conn:
+        conn.execute("INSERT INTO staging.accounts (account_id, source_instance, source_system, source_id) "
+                     "VALUES ('BIG', 'src', 'fakturownia', 'BIG')")
+        conn.execute("""INSERT INTO staging.invoices (invoice_key, source_instance, source_id, account_id, kind, status,
+                           issue_date, due_date, currency, total_gross, paid_amount, amount_due)
+                        VALUES ('big-1', 'src', 'big-1', 'BIG', 'invoice', 'open', DATE '2026-06-01', DATE '2026-06-10',
+                                'EUR', 250000000.00, 0, 250000000.00)""")
+    assert run_metrics(config, db, as_of=D1).success
+    with connect(db) as conn:
+        (due,) = conn.execute("SELECT total_due FROM marts.account_metrics_reporting WHERE account_id = 'BIG'").fetchone()
+    assert due == Decimal("1075000000.00")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from sync_pipeline.config import AlertRule, HealthSettings, MetricsSettings, NUMERIC_METRICS
+from sync_pipeline.config import AlertRule, HealthSettings, MetricsSettings
 from sync_pipeline.warehouse.currencies import ISO_4217
 from sync_pipeline.warehouse.db import read_sql, transaction
 
@@ -104,7 +104,9 @@ def rebuild_financial_health(conn: duckdb.DuckDBPyConnection, *, as_of: date, re
 
 
 def evaluate_risk_alerts(conn: duckdb.DuckDBPyConnection, *, as_of: date, rules: tuple[AlertRule, ...]) -> dict[str, int]:
-    metrics = sorted(NUMERIC_METRICS - {"health_score"})
+    # only the metrics some rule reads: unpivoting all of them cost ~0.3 s at 100k accounts
+    used = {r.metric for r in rules}
+    metrics = sorted(used - {"health_score"}) or ["overdue_amount"]
     casts = ", ".join(f"CAST(r.{m} AS DOUBLE) AS {m}" for m in metrics)
     with transaction(conn):
         conn.execute("CREATE OR REPLACE TEMP TABLE _rules (rule VARCHAR, metric VARCHAR, comparison VARCHAR, "

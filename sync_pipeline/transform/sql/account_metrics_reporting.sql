@@ -1,7 +1,8 @@
 -- Roll the per-currency metrics up into the reporting currency ($reporting). A currency without a
 -- rate contributes no amount (it is listed in unconverted_currencies); counts and dates still count.
+-- The rate is widened to DECIMAL(38, 10): DECIMAL(18, 2) × DECIMAL(18, 8) overflows from 10^8 up.
 WITH m AS (
-    SELECT m.*, CASE WHEN m.currency = $reporting THEN 1 ELSE r.rate END AS rate
+    SELECT m.*, CAST(CASE WHEN m.currency = $reporting THEN 1 ELSE r.rate END AS DECIMAL(38, 10)) AS rate
     FROM marts.account_metrics m
     LEFT JOIN marts.fx_rates r ON r.currency = m.currency AND r.reporting_currency = $reporting
 ), rolled AS (
