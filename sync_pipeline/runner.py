@@ -116,7 +116,12 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
             systems.setdefault("_quarantine_examples", quarantine["examples"])
         if "metrics/account_metrics" in m:
             mm = m["metrics/account_metrics"]
-            metrics = {k: mm.get(k) for k in ("as_of", "accounts", "accounts_overdue", "overdue_invoices", "by_currency")}
+            metrics = {k: mm.get(k) for k in ("as_of", "accounts", "accounts_overdue", "overdue_invoices", "by_currency",
+                                              "reporting_currency", "missing_fx_rates")}
+            health = m.get("metrics/financial_health", {})
+            metrics["bands"] = {b: health.get(f"band_{b}", 0) for b in ("healthy", "at_risk", "critical", "unknown")}
+            alerts = m.get("metrics/risk_alerts", {})
+            metrics["alerts"] = {k: alerts.get(k, 0) for k in ("opened", "open", "resolved")}
     examples = systems.pop("_quarantine_examples", [])
     return {"ok": all(r.success for r in runs), "systems": systems, "connections": connections, "metrics": metrics,
             "quarantine_examples": examples}
@@ -152,4 +157,11 @@ def render_text(summary: dict[str, Any]) -> str:
                      f"{mt['overdue_invoices']} overdue invoices")
         for cur, v in (mt.get("by_currency") or {}).items():
             lines.append(f"    {cur}: due {v['total_due']}, overdue {v['overdue_amount']}")
+        for cur in mt.get("missing_fx_rates") or {}:
+            lines.append(f"    {cur}: no exchange rate to {mt.get('reporting_currency')}; left out of rolled-up figures")
+        if mt.get("bands"):
+            b, a = mt["bands"], mt["alerts"]
+            lines.append(f"  health: {b['healthy']} healthy, {b['at_risk']} at risk, {b['critical']} critical, "
+                         f"{b['unknown']} unknown; alerts: {a['opened']} opened, {a['open']} open, {a['resolved']} resolved")
+            lines.append("  (sync-pipeline accounts lists them, worst first)")
     return "\n".join(lines)
