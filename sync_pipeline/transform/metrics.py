@@ -56,13 +56,18 @@ def load_fx_rates(conn: duckdb.DuckDBPyConnection, settings: MetricsSettings, ba
     return rates
 
 
-def rebuild_account_metrics(conn: duckdb.DuckDBPyConnection, *, as_of: date) -> int:
-    sql = read_sql("sync_pipeline.transform", "sql/account_metrics.sql")
+def _replace_table(conn: duckdb.DuckDBPyConnection, table: str, sql_file: str, params: dict) -> int:
+    """Replace a derived table with the result of one SQL file, in one transaction; return its rows."""
+    sql = read_sql("sync_pipeline.transform", sql_file)
     with transaction(conn):
-        conn.execute("DELETE FROM marts.account_metrics")
-        conn.execute(f"INSERT INTO marts.account_metrics {sql}", {"as_of": as_of})
-    (rows,) = conn.execute("SELECT count(*) FROM marts.account_metrics").fetchone()
+        conn.execute(f"DELETE FROM {table}")
+        conn.execute(f"INSERT INTO {table} {sql}", params)
+    (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     return rows
+
+
+def rebuild_account_metrics(conn: duckdb.DuckDBPyConnection, *, as_of: date) -> int:
+    return _replace_table(conn, "marts.account_metrics", "sql/account_metrics.sql", {"as_of": as_of})
 
 
 @dataclass
@@ -72,11 +77,8 @@ class RollupStats:
 
 
 def rebuild_reporting_rollup(conn: duckdb.DuckDBPyConnection, *, reporting_currency: str) -> RollupStats:
-    sql = read_sql("sync_pipeline.transform", "sql/account_metrics_reporting.sql")
-    with transaction(conn):
-        conn.execute("DELETE FROM marts.account_metrics_reporting")
-        conn.execute(f"INSERT INTO marts.account_metrics_reporting {sql}", {"reporting": reporting_currency})
-    (rows,) = conn.execute("SELECT count(*) FROM marts.account_metrics_reporting").fetchone()
+    rows = _replace_table(conn, "marts.account_metrics_reporting", "sql/account_metrics_reporting.sql",
+                          {"reporting": reporting_currency})
     missing = conn.execute(
         """SELECT m.currency, count(DISTINCT m.account_id), sum(m.total_billed_12m), sum(m.total_due), sum(m.overdue_amount)
            FROM marts.account_metrics m
@@ -91,14 +93,11 @@ def rebuild_reporting_rollup(conn: duckdb.DuckDBPyConnection, *, reporting_curre
 
 def rebuild_financial_health(conn: duckdb.DuckDBPyConnection, *, as_of: date, reporting_currency: str,
                              health: HealthSettings) -> dict[str, int]:
-    sql = read_sql("sync_pipeline.transform", "sql/financial_health.sql")
     w_share, w_days, w_count = health.normalised_weights()
     params = {"as_of": as_of, "reporting": reporting_currency, "w_share": w_share, "w_days": w_days, "w_count": w_count,
               "days_cap": float(health.days_cap), "count_cap": float(health.count_cap),
               "healthy": health.healthy_from, "at_risk": health.at_risk_from}
-    with transaction(conn):
-        conn.execute("DELETE FROM marts.financial_health")
-        conn.execute(f"INSERT INTO marts.financial_health {sql}", params)
+    _replace_table(conn, "marts.financial_health", "sql/financial_health.sql", params)
     counts = dict(conn.execute("SELECT band, count(*) FROM marts.financial_health GROUP BY band").fetchall())
     return {band: int(counts.get(band, 0)) for band in ("healthy", "at_risk", "critical", "unknown")}
 
