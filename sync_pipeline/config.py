@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -199,9 +199,11 @@ class _SystemBase(_Strict):
 
     @model_validator(mode="after")
     def _needs_address(self):
-        if not self.base_url and not self.account:
+        if not self.base_url and not self.account and not self.has_default_address:
             raise ValueError("set either `account` (the subdomain) or `base_url`")
         return self
+
+    has_default_address: ClassVar[bool] = False  # a system whose API host follows from other settings (Zoho's data centre)
 
 
 class FakturowniaSystem(_SystemBase):
@@ -226,6 +228,66 @@ class FakturowniaSystem(_SystemBase):
         return (self.base_url or fakturownia_base_url(self.type, self.account or "")).rstrip("/")
 
 
+class ZohoInvoiceSystem(_SystemBase):
+    """Zoho Invoice API v3 with OAuth2 refresh tokens (VENDOR_APIS §5)."""
+
+    type: Literal["zoho_invoice"]
+    dc: Literal["com", "eu", "in", "com.au", "jp", "ca", "com.cn", "sa"] = "com"
+    accounts_url: str | None = None        # override of the OAuth server (the sandbox)
+    organization_id: str
+    client_id: str
+    client_secret: SecretStr
+    refresh_token: SecretStr
+    # the immutable account identifier: a Zoho contact custom field (api_name), e.g. cf_account_id
+    identifier: Literal["custom_field", "source_id"] = "custom_field"
+    identifier_field: str = "cf_account_id"
+    reread_lag: timedelta = timedelta(hours=2)
+    per_page: int = Field(200, ge=1, le=200)
+
+    has_default_address: ClassVar[bool] = True
+
+    @field_validator("reread_lag", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("identifier_field")
+    @classmethod
+    def _api_name(cls, value: str) -> str:
+        if not re.match(r"^cf_[a-z0-9_]+$", value):
+            raise ValueError("a Zoho custom field api_name looks like cf_account_id")
+        return value
+
+    @property
+    def is_source(self) -> bool:
+        return True
+
+    def resolved_base_url(self) -> str:
+        from sync_pipeline.systems.zoho_invoice import urls_for
+
+        return (self.base_url or urls_for(self.dc)[0]).rstrip("/")
+
+    def resolved_accounts_url(self) -> str:
+        from sync_pipeline.systems.zoho_invoice import urls_for
+
+        return (self.accounts_url or urls_for(self.dc)[1]).rstrip("/")
+
+
+class CustomerSuccessBoxSystem(_SystemBase):
+    """CustomerSuccessBox: push-only HTTP API, Bearer key (VENDOR_APIS §6)."""
+
+    type: Literal["customersuccessbox"]
+    api_key: SecretStr
+    timeout_seconds: float = Field(5.0, gt=0)  # the official SDKs use 5 s
+
+    @property
+    def is_source(self) -> bool:
+        return False
+
+    def resolved_base_url(self) -> str:
+        return (self.base_url or f"https://{self.account}.customersuccessbox.com").rstrip("/")
+
+
 class SugesterSystem(_SystemBase):
     type: Literal["sugester"]
     api_token: SecretStr
@@ -238,14 +300,18 @@ class SugesterSystem(_SystemBase):
         return (self.base_url or sugester_base_url(self.account or "")).rstrip("/")
 
 
-System = Annotated[FakturowniaSystem | SugesterSystem, Field(discriminator="type")]
+System = Annotated[FakturowniaSystem | ZohoInvoiceSystem | SugesterSystem | CustomerSuccessBoxSystem,
+                   Field(discriminator="type")]
+SourceSystem = FakturowniaSystem | ZohoInvoiceSystem
+# The cadence of the vendor integration each target replaces (CSB's Zoho sync runs at midnight GMT).
+DEFAULT_SCHEDULE = {"sugester": "every_3_hours", "customersuccessbox": "nightly"}
 
 
 class ConnectionSettings(_Strict):
     name: str = ""
     source: str
     target: str
-    schedule: Literal["nightly", "every_3_hours", "manual"] = "every_3_hours"
+    schedule: Literal["nightly", "every_3_hours", "manual"] | None = None  # default: by target, see DEFAULT_SCHEDULE
     deal_kinds: tuple[str, ...] = DEFAULT_DEAL_KINDS
     history_start: date = date(2025, 1, 1)
     dry_run: bool = False
@@ -306,6 +372,8 @@ class Settings(_Strict):
                 raise ValueError(f"connections.{name}.source: {conn.source!r} ({src.type}) cannot be a source")
             if tgt.is_source:
                 raise ValueError(f"connections.{name}.target: {conn.target!r} ({tgt.type}) cannot be a target")
+            if conn.schedule is None:
+                object.__setattr__(conn, "schedule", DEFAULT_SCHEDULE.get(tgt.type, "every_3_hours"))
         return self
 
     # -- derived -------------------------------------------------------------------------------
@@ -317,7 +385,7 @@ class Settings(_Strict):
         return self.resolve_path(self.warehouse.path)
 
     @property
-    def source_systems(self) -> dict[str, FakturowniaSystem]:
+    def source_systems(self) -> dict[str, SourceSystem]:
         return {n: s for n, s in self.systems.items() if s.is_source}
 
     def connections_for_source(self, system: str) -> list[ConnectionSettings]:

@@ -17,6 +17,7 @@ import dagster as dg
 from sync_pipeline.config import ConfigError, load_settings
 from sync_pipeline.defs.build import build_definitions
 from sync_pipeline.defs.schedules import job_name, metrics_run_config
+from sync_pipeline.load.targets import target_entities
 
 _LOAD_COUNTS = ("created", "updated", "adopted", "unchanged", "failed", "blocked")
 
@@ -49,6 +50,11 @@ def _first_error(result) -> str | None:
     return None
 
 
+def _entities(settings, connection: str) -> list[str]:
+    target = settings.systems[settings.connections[connection].target]
+    return [e.name for e in target_entities(target.type)]
+
+
 def run_connections(config_path: Path | str, *, connections: list[str] | None = None, dry_run: bool | None = None,
                     as_of: date | None = None, instance: dg.DagsterInstance | None = None,
                     log_level: str = "WARNING") -> list[ConnectionRun]:
@@ -64,7 +70,7 @@ def run_connections(config_path: Path | str, *, connections: list[str] | None = 
         run_config: dict[str, Any] = metrics_run_config(as_of.isoformat() if as_of else "")
         run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}  # the event log keeps everything
         if dry_run is not None:
-            for entity in ("clients", "deals"):
+            for entity in _entities(settings, name):
                 run_config["ops"][f"{name}__{entity}"] = {"config": {"dry_run": dry_run}}
         started = time.monotonic()
         result = defs.resolve_job_def(job_name(name)).execute_in_process(
@@ -90,6 +96,7 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
     for run in runs:
         m = run.materializations
         conn = settings.connections[run.connection]
+        entities = _entities(settings, run.connection)
         src = conn.source
         sys_entry = systems.setdefault(src, {})
         for entity, asset in (("clients", f"{src}/clients"), ("invoices", f"{src}/invoice_changes")):
@@ -106,10 +113,11 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
             "status": "success" if run.success else "failure",
             "duration_seconds": run.duration_seconds,
             "error": run.error,
-            "dry_run": bool(m.get(f"{run.connection}/deals", {}).get("dry_run", conn.dry_run)),
+            "target": conn.target,
+            "dry_run": any(m.get(f"{run.connection}/{e}", {}).get("dry_run", conn.dry_run) for e in entities),
             **{entity: {**{k: m.get(f"{run.connection}/{entity}", {}).get(k, 0) for k in _LOAD_COUNTS},
                         "examples": m.get(f"{run.connection}/{entity}", {}).get("plan_examples") or {}}
-               for entity in ("clients", "deals")},
+               for entity in entities},
         }
         quarantine = m.get("staging/quarantine", {})
         if quarantine.get("examples"):
@@ -135,7 +143,7 @@ def render_text(summary: dict[str, Any]) -> str:
                      + ("  [dry run: nothing written]" if c["dry_run"] else ""))
         if c["error"]:
             lines.append(f"  error: {c['error']}")
-        for entity in ("clients", "deals"):
+        for entity in [k for k, v in c.items() if isinstance(v, dict) and "created" in v]:
             e = c[entity]
             would = "would be " if c["dry_run"] else ""
             extra = "".join(f", {k} {e[k]}" for k in ("adopted", "blocked") if e.get(k))

@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 from sync_pipeline.config import Settings, load_settings
 from sync_pipeline.defs.checks import build_metrics_checks, build_staging_checks
 from sync_pipeline.defs.extract import build_extract_assets
-from sync_pipeline.defs.load import build_load_assets
+from sync_pipeline.defs.load import build_load_assets, load_keys
 from sync_pipeline.defs.metrics import build_metrics_assets
 from sync_pipeline.defs.resources import SyncSettings
 from sync_pipeline.defs.schedules import build_connection_job, build_history_job, build_schedule
@@ -24,9 +24,11 @@ def _source_defs(settings: Settings, name: str) -> dg.Definitions:
 
 def _connection_defs(settings: Settings, name: str) -> dg.Definitions:
     conn = settings.connections[name]
-    job = build_connection_job(conn)
+    target_type = settings.systems[conn.target].type
+    job = build_connection_job(conn, settings.systems[conn.source], load_keys(conn, target_type))
     schedule = build_schedule(conn, job)
-    return dg.Definitions(assets=build_load_assets(conn), jobs=[job], schedules=[schedule] if schedule else [])
+    return dg.Definitions(assets=build_load_assets(conn, target_type), jobs=[job],
+                          schedules=[schedule] if schedule else [])
 
 
 def build_definitions(config_path: Path | str) -> dg.Definitions:

@@ -7,11 +7,20 @@ from datetime import date, timedelta
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from sync_pipeline.config import FakturowniaSystem
+from sync_pipeline.config import SourceSystem
 from sync_pipeline.defs.resources import SyncSettings, warehouse
-from sync_pipeline.warehouse.raw import LandingStats, RawLanding, read_cursor
+from sync_pipeline.systems._http import ApiError
+from sync_pipeline.warehouse.raw import RAW_KEYS, LandingStats, RawLanding, read_cursor
 
 GROUP = "extract"
+
+# system type → (raw entity, asset name, client method yielding pages changed since a time)
+INCREMENTAL = {
+    "fakturownia": [("clients", "clients", "iter_client_pages"), ("invoices", "invoice_changes", "iter_invoice_pages")],
+    "zoho_invoice": [("clients", "clients", "iter_client_pages"), ("invoices", "invoice_changes", "iter_invoice_pages"),
+                     ("creditnotes", "creditnote_changes", "iter_creditnote_pages")],
+}
+INCREMENTAL["invoiceocean"] = INCREMENTAL["fakturownia"]
 
 
 def _landing_metadata(stats: LandingStats, pages: int, since) -> dict:
@@ -25,8 +34,9 @@ def _landing_metadata(stats: LandingStats, pages: int, since) -> dict:
     }
 
 
-def _incremental_asset(system: FakturowniaSystem, entity: str, asset_name: str, description: str):
+def _incremental_asset(system: SourceSystem, entity: str, asset_name: str, method: str, description: str):
     name = system.name
+    keys = RAW_KEYS[system.type][entity]
 
     @dg.asset(
         key=[name, asset_name], group_name=GROUP, kinds={"api", "duckdb"}, pool="duckdb", description=description,
@@ -34,13 +44,19 @@ def _incremental_asset(system: FakturowniaSystem, entity: str, asset_name: str, 
     )
     def _asset(context: dg.AssetExecutionContext, sync_settings: SyncSettings, duckdb: DuckDBResource):
         lag = sync_settings.load().systems[name].reread_lag
-        with warehouse(duckdb) as conn, sync_settings.fakturownia(name) as api:
+        with warehouse(duckdb) as conn, sync_settings.client(name) as api:
             cursor = read_cursor(conn, name, entity)
             since = cursor - lag if cursor else None
-            landing = RawLanding(conn, system=name, entity=entity, run_id=context.run.run_id)
-            pages = api.iter_client_pages if entity == "clients" else api.iter_invoice_pages
-            for page in pages(updated_since=since):
-                landing.add_page(page)
+            landing = RawLanding(conn, system=name, entity=entity, run_id=context.run.run_id, keys=keys)
+            try:
+                for page in getattr(api, method)(updated_since=since):
+                    landing.add_page(page)
+            except ApiError:
+                # Keep what was fetched (e.g. until a daily API limit); the cursor stays, so the next
+                # run reads again from the same point and resumes.
+                kept = landing.commit(advance_cursor=False)
+                context.log.warning(f"{name}/{entity}: stopped after {kept.received} records; they are kept")
+                raise
             stats = landing.commit(advance_cursor=True)
             context.log.info(f"{name}/{entity}: {stats.received} records in {api.pages_requested} pages since {since}")
             return dg.MaterializeResult(metadata=_landing_metadata(stats, api.pages_requested, since))
@@ -48,7 +64,7 @@ def _incremental_asset(system: FakturowniaSystem, entity: str, asset_name: str, 
     return _asset
 
 
-def _history_asset(system: FakturowniaSystem, history_start: date):
+def _history_asset(system: SourceSystem, history_start: date):
     name = system.name
     partitions = dg.MonthlyPartitionsDefinition(
         start_date=history_start.replace(day=1).isoformat(), timezone="UTC", end_offset=1,
@@ -64,8 +80,9 @@ def _history_asset(system: FakturowniaSystem, history_start: date):
     def _asset(context: dg.AssetExecutionContext, sync_settings: SyncSettings, duckdb: DuckDBResource):
         window = context.partition_time_window  # a single run may cover a range of months
         date_from, date_to = window.start.date(), window.end.date() - timedelta(days=1)
-        with warehouse(duckdb) as conn, sync_settings.fakturownia(name) as api:
-            landing = RawLanding(conn, system=name, entity="invoices", run_id=context.run.run_id)
+        with warehouse(duckdb) as conn, sync_settings.client(name) as api:
+            landing = RawLanding(conn, system=name, entity="invoices", run_id=context.run.run_id,
+                                 keys=RAW_KEYS[system.type]["invoices"])
             for page in api.iter_invoice_pages_issued_between(date_from=date_from, date_to=date_to):
                 landing.add_page(page)
             stats = landing.commit(window=(date_from, date_to))
@@ -76,19 +93,18 @@ def _history_asset(system: FakturowniaSystem, history_start: date):
     return _asset
 
 
-def build_extract_assets(system: FakturowniaSystem, history_start: date | None) -> list[dg.AssetsDefinition]:
+def build_extract_assets(system: SourceSystem, history_start: date | None) -> list[dg.AssetsDefinition]:
     assets = [
-        _incremental_asset(system, "clients", "clients", f"Clients of {system.name}, incremental by updated_at."),
-        _incremental_asset(
-            system, "invoices", "invoice_changes",
-            f"Invoices of {system.name} changed since the last run (minus the re-read lag of {system.reread_lag}).",
-        ),
+        _incremental_asset(system, entity, asset_name, method,
+                           f"{entity.capitalize()} of {system.name} changed since the last run "
+                           f"(minus the re-read lag of {system.reread_lag}).")
+        for entity, asset_name, method in INCREMENTAL[system.type]
     ]
     if history_start is not None:
         assets.append(_history_asset(system, history_start))
     return assets
 
 
-def extract_keys(system: str) -> list[dg.AssetKey]:
+def extract_keys(system: SourceSystem) -> list[dg.AssetKey]:
     """The unpartitioned extract assets a connection job runs."""
-    return [dg.AssetKey([system, "clients"]), dg.AssetKey([system, "invoice_changes"])]
+    return [dg.AssetKey([system.name, asset_name]) for _, asset_name, _ in INCREMENTAL[system.type]]

@@ -1,4 +1,5 @@
-"""Load assets per connection: `<connection>/clients` and `<connection>/deals` (plan, then apply)."""
+"""Load assets per connection, one per entity of its target (`<connection>/clients`, `/deals`,
+`/accounts`, `/invoices`): compute the plan against the ledger, then apply it."""
 
 
 import dagster as dg
@@ -10,12 +11,7 @@ from sync_pipeline.defs.resources import SyncSettings, warehouse
 from sync_pipeline.defs.staging import ACCOUNTS, INVOICES
 from sync_pipeline.load.apply import apply_plan
 from sync_pipeline.load.plan import Plan, compute_plan
-from sync_pipeline.load.sugester import (
-    SugesterClientsWriter,
-    SugesterDealsWriter,
-    desired_clients_sql,
-    desired_deals_sql,
-)
+from sync_pipeline.load.targets import TargetEntity, target_entities
 
 
 class LoadConfig(dg.Config):
@@ -31,12 +27,12 @@ def _plan_markdown(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def _load_asset(conn_cfg: ConnectionSettings, entity: str, deps: list, desired_sql, writer_cls, description: str):
-    name = conn_cfg.name
+def _load_asset(conn_cfg: ConnectionSettings, spec: TargetEntity, deps: list):
+    name, entity = conn_cfg.name, spec.name
 
     @dg.asset(
         key=[name, entity], deps=deps, group_name=name, kinds={"api", "duckdb"}, pool="duckdb",
-        description=description, tags={"sync/connection": name},
+        description=spec.description, tags={"sync/connection": name},
     )
     def _asset(context: dg.AssetExecutionContext, config: LoadConfig, sync_settings: SyncSettings,
                duckdb: DuckDBResource):
@@ -44,13 +40,13 @@ def _load_asset(conn_cfg: ConnectionSettings, entity: str, deps: list, desired_s
         current = settings.connections[name]
         dry_run = current.dry_run if config.dry_run is None else config.dry_run
         params = {"source": current.source, "connection": name, "dry_run": dry_run,
-                  "deal_kinds": list(current.deal_kinds)}
-        sql = desired_sql(current)
-        with warehouse(duckdb) as conn, sync_settings.sugester(current.target) as api:
+                  "deal_kinds": list(current.deal_kinds), "reporting": settings.metrics.reporting_currency}
+        sql = spec.desired_sql(current)
+        with warehouse(duckdb) as conn, sync_settings.client(current.target) as api:
             plan = compute_plan(conn, connection=name, entity=entity, desired_sql=sql,
                                 params={k: v for k, v in params.items() if f"${k}" in sql})
             context.log.info(f"{name}/{entity} plan: {dict(plan.counts)}" + (" (dry run)" if dry_run else ""))
-            result = apply_plan(conn, plan, writer_cls(api), run_id=context.run.run_id, dry_run=dry_run,
+            result = apply_plan(conn, plan, spec.writer(api), run_id=context.run.run_id, dry_run=dry_run,
                                 error_budget=current.error_budget, progress=context.log.info)
         for key, message in result.errors[:5]:
             context.log.warning(f"{name}/{entity} {key} rejected by {current.target}: {message}")
@@ -66,16 +62,15 @@ def _load_asset(conn_cfg: ConnectionSettings, entity: str, deps: list, desired_s
     return _asset
 
 
-def load_keys(connection: str) -> list[dg.AssetKey]:
-    return [dg.AssetKey([connection, "clients"]), dg.AssetKey([connection, "deals"])]
+def load_keys(conn_cfg: ConnectionSettings, target_type: str) -> list[dg.AssetKey]:
+    return [dg.AssetKey([conn_cfg.name, e.name]) for e in target_entities(target_type)]
 
 
-def build_load_assets(conn_cfg: ConnectionSettings) -> list[dg.AssetsDefinition]:
-    clients_key, _ = load_keys(conn_cfg.name)
-    return [
-        _load_asset(conn_cfg, "clients", [ACCOUNTS, FINANCIAL_HEALTH, RISK_ALERTS], desired_clients_sql, SugesterClientsWriter,
-                    f"Staged accounts of {conn_cfg.source} upserted as {conn_cfg.target} clients by account_id."),
-        _load_asset(conn_cfg, "deals", [INVOICES, clients_key], desired_deals_sql, SugesterDealsWriter,
-                    f"One {conn_cfg.target} deal per {conn_cfg.source} invoice of kinds "
-                    f"{', '.join(conn_cfg.deal_kinds)}, ever, linking back to the invoice."),
-    ]
+def build_load_assets(conn_cfg: ConnectionSettings, target_type: str) -> list[dg.AssetsDefinition]:
+    assets = []
+    for spec in target_entities(target_type):
+        deps = [ACCOUNTS, FINANCIAL_HEALTH, RISK_ALERTS] if spec.needs_metrics else [INVOICES]
+        if spec.after:
+            deps.append(dg.AssetKey([conn_cfg.name, spec.after]))
+        assets.append(_load_asset(conn_cfg, spec, deps))
+    return assets

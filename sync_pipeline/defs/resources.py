@@ -12,9 +12,9 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from sync_pipeline.config import FakturowniaSystem, Settings, SugesterSystem, load_settings
-from sync_pipeline.systems.fakturownia import FakturowniaClient
-from sync_pipeline.systems.sugester import SugesterClient
+from sync_pipeline.clients import build_client
+from sync_pipeline.config import Settings, load_settings
+from sync_pipeline.systems._http import HttpApi
 from sync_pipeline.warehouse.db import ensure_schema
 
 
@@ -26,21 +26,9 @@ class SyncSettings(dg.ConfigurableResource):
     def load(self) -> Settings:
         return load_settings(self.config_path)
 
-    def fakturownia(self, system: str) -> FakturowniaClient:
-        cfg = self.load().systems[system]
-        assert isinstance(cfg, FakturowniaSystem)
-        return FakturowniaClient(
-            system=system, base_url=cfg.resolved_base_url(), api_token=cfg.api_token.get_secret_value(),
-            per_page=cfg.per_page, **cfg.http_options(),
-        )
-
-    def sugester(self, system: str) -> SugesterClient:
-        cfg = self.load().systems[system]
-        assert isinstance(cfg, SugesterSystem)
-        return SugesterClient(
-            system=system, base_url=cfg.resolved_base_url(), api_token=cfg.api_token.get_secret_value(),
-            **cfg.http_options(),
-        )
+    def client(self, system: str) -> HttpApi:
+        """The API client of a system, with its secrets resolved now, inside the run."""
+        return build_client(self.load().systems[system])
 
 
 @contextmanager

@@ -3,9 +3,8 @@
 
 import dagster as dg
 
-from sync_pipeline.config import ConnectionSettings
+from sync_pipeline.config import ConnectionSettings, SourceSystem
 from sync_pipeline.defs.extract import extract_keys
-from sync_pipeline.defs.load import load_keys
 from sync_pipeline.defs.metrics import METRICS_KEYS
 from sync_pipeline.defs.staging import ACCOUNTS, INVOICES, QUARANTINE
 
@@ -21,8 +20,8 @@ def metrics_run_config(as_of: str) -> dict:
     return {"ops": {op: {"config": {"as_of": as_of}} for op in ("metrics__account_metrics", "metrics__financial_health", "metrics__risk_alerts")}}
 
 
-def build_connection_job(conn: ConnectionSettings):
-    keys = [*extract_keys(conn.source), ACCOUNTS, INVOICES, QUARANTINE, *METRICS_KEYS, *load_keys(conn.name)]
+def build_connection_job(conn: ConnectionSettings, source: SourceSystem, load_keys: list[dg.AssetKey]):
+    keys = [*extract_keys(source), ACCOUNTS, INVOICES, QUARANTINE, *METRICS_KEYS, *load_keys]
     return dg.define_asset_job(
         name=job_name(conn.name),
         selection=dg.AssetSelection.assets(*keys),

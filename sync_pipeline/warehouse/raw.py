@@ -18,6 +18,27 @@ from sync_pipeline.warehouse.db import transaction
 _FLUSH_EVERY = 5_000
 
 
+@dataclass(frozen=True)
+class RawKeys:
+    """Where a vendor's record keeps its id, its last-change time and (invoices) its issue date."""
+
+    id: str = "id"
+    updated_at: str = "updated_at"
+    issue_date: str = "issue_date"
+
+
+# system type → entity → keys. Only what landing needs; the mapping to the canonical model is SQL.
+RAW_KEYS: dict[str, dict[str, RawKeys]] = {
+    "fakturownia": {"clients": RawKeys(), "invoices": RawKeys()},
+    "invoiceocean": {"clients": RawKeys(), "invoices": RawKeys()},
+    "zoho_invoice": {
+        "clients": RawKeys("contact_id", "last_modified_time", "date"),
+        "invoices": RawKeys("invoice_id", "last_modified_time", "date"),
+        "creditnotes": RawKeys("creditnote_id", "last_modified_time", "date"),
+    },
+}
+
+
 def raw_table(system: str, entity: str) -> str:
     return f"raw.{system}_{entity}"
 
@@ -46,8 +67,9 @@ class LandingStats:
 class RawLanding:
     """Collects pages of raw records, then merges them into the raw table in one transaction."""
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection, *, system: str, entity: str, run_id: str):
-        self.conn, self.system, self.entity, self.run_id = conn, system, entity, run_id
+    def __init__(self, conn: duckdb.DuckDBPyConnection, *, system: str, entity: str, run_id: str,
+                 keys: RawKeys = RawKeys()):
+        self.conn, self.system, self.entity, self.run_id, self.keys = conn, system, entity, run_id, keys
         self.table = ensure_raw_table(conn, system, entity)
         self._buffer: list[str] = []
         self._received = 0
@@ -76,17 +98,18 @@ class RawLanding:
         c.execute(
             """CREATE OR REPLACE TEMP TABLE _keyed AS
             WITH parsed AS (
-                SELECT seq, payload::JSON AS payload, nullif(trim(payload::JSON ->> 'id'), '') AS source_id
+                SELECT seq, payload::JSON AS payload, nullif(trim(payload::JSON ->> $id), '') AS source_id
                 FROM _landing
             )
             SELECT coalesce(source_id, 'nokey:' || md5(payload::VARCHAR)) AS record_key,
                    source_id, payload,
-                   TRY_CAST(payload ->> 'updated_at' AS TIMESTAMPTZ) AS source_updated_at,
-                   TRY_CAST(payload ->> 'issue_date' AS DATE) AS issue_date,
-                   now() AS extracted_at, ? AS run_id
+                   TRY_CAST(payload ->> $updated_at AS TIMESTAMPTZ) AS source_updated_at,
+                   TRY_CAST(payload ->> $issue_date AS DATE) AS issue_date,
+                   now() AS extracted_at, $run_id AS run_id
             FROM parsed
             QUALIFY row_number() OVER (PARTITION BY record_key ORDER BY source_updated_at DESC NULLS LAST, seq DESC) = 1""",
-            [self.run_id],
+            {"run_id": self.run_id, "id": self.keys.id, "updated_at": self.keys.updated_at,
+             "issue_date": self.keys.issue_date},
         )
         (landed, without_id, newest) = c.execute(
             "SELECT count(*), count(*) FILTER (WHERE source_id IS NULL), max(source_updated_at) FROM _keyed"
