@@ -46,6 +46,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if summary["ok"] else 1
 
 
+def _warehouse_readonly(config_path: Path):
+    from sync_pipeline.config import load_settings
+    from sync_pipeline.warehouse.db import connect
+
+    settings = load_settings(config_path, strict=False)
+    if not settings.warehouse_path.exists():
+        return None
+    return connect(settings.warehouse_path, read_only=True)
+
+
+def _cmd_unmatched(args: argparse.Namespace) -> int:
+    from sync_pipeline.unmatched import list_unmatched, render
+
+    config_path = (args.config or default_config_path()).resolve()
+    opened = _warehouse_readonly(config_path)
+    if opened is None:
+        print("no staging yet: run `sync-pipeline run` first", file=sys.stderr)
+        return 1
+    import duckdb
+
+    try:
+        with opened as conn:
+            rows = list_unmatched(conn)
+    except duckdb.CatalogException:
+        print("no unmatched-accounts report yet: run `sync-pipeline run` first", file=sys.stderr)
+        return 1
+    print(json.dumps(rows, indent=2, default=str) if args.json else render(rows))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from sync_pipeline.config import load_settings
+    from sync_pipeline.local import ensure_dagster_home
+    from sync_pipeline.status import connection_status, render
+
+    config_path = (args.config or default_config_path()).resolve()
+    ensure_dagster_home(config_path.parent)
+    statuses = connection_status(dg.DagsterInstance.get(), load_settings(config_path, strict=False))
+    print(json.dumps(statuses, indent=2, default=str) if args.json else render(statuses))
+    return 0
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from sync_pipeline.sandbox.server import main as sandbox_main
 
@@ -108,6 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="show Dagster's step log on the console")
     run.add_argument("--as-of", type=date.fromisoformat, default=None, help="metrics date (default: today, UTC)")
     run.set_defaults(func=_cmd_run)
+
+    unmatched = sub.add_parser("unmatched", help="source customers that are not synced, and why")
+    _config_arg(unmatched)
+    unmatched.add_argument("--json", action="store_true")
+    unmatched.set_defaults(func=_cmd_unmatched)
+
+    status = sub.add_parser("status", help="per connection, the last run: result, when, how long, counts, first error")
+    _config_arg(status)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=_cmd_status)
 
     sandbox = sub.add_parser("sandbox", help="serve the vendor simulators with demo data", add_help=False)
     sandbox.add_argument("rest", nargs=argparse.REMAINDER)

@@ -24,7 +24,7 @@ def test_repository_definitions_load_through_the_defs_folder(monkeypatch):
         "fakturownia/clients", "fakturownia/invoice_changes", "fakturownia/invoice_history",
         "fakturownia_to_sugester/clients", "fakturownia_to_sugester/deals",
         "metrics/account_metrics", "metrics/financial_health", "metrics/risk_alerts",
-        "staging/accounts", "staging/invoices", "staging/quarantine",
+        "staging/accounts", "staging/invoices", "staging/quarantine", "staging/unmatched_accounts",
     ]
     jobs = sorted(j.name for j in d.resolve_all_job_defs() if not j.name.startswith("__"))
     assert jobs == ["fakturownia_history_job", "fakturownia_to_sugester_job"]
@@ -52,7 +52,7 @@ def test_connection_job_selects_the_whole_flow_and_history_is_monthly(tmp_path):
         "fakturownia/clients", "fakturownia/invoice_changes",
         "fakturownia_to_sugester/clients", "fakturownia_to_sugester/deals",
         "metrics/account_metrics", "metrics/financial_health", "metrics/risk_alerts",
-        "staging/accounts", "staging/invoices", "staging/quarantine",
+        "staging/accounts", "staging/invoices", "staging/quarantine", "staging/unmatched_accounts",
     ]
     history = d.resolve_assets_def(dg.AssetKey(["fakturownia", "invoice_history"]))
     keys = history.partitions_def.get_partition_keys()

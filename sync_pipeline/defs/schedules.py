@@ -6,7 +6,7 @@ import dagster as dg
 from sync_pipeline.config import ConnectionSettings, SourceSystem
 from sync_pipeline.defs.extract import extract_keys
 from sync_pipeline.defs.metrics import METRICS_KEYS
-from sync_pipeline.defs.staging import ACCOUNTS, INVOICES, QUARANTINE
+from sync_pipeline.defs.staging import STAGING_KEYS
 
 TIMEZONE = "UTC"
 
@@ -21,7 +21,7 @@ def metrics_run_config(as_of: str) -> dict:
 
 
 def build_connection_job(conn: ConnectionSettings, source: SourceSystem, load_keys: list[dg.AssetKey]):
-    keys = [*extract_keys(source), ACCOUNTS, INVOICES, QUARANTINE, *METRICS_KEYS, *load_keys]
+    keys = [*extract_keys(source), *STAGING_KEYS, *METRICS_KEYS, *load_keys]
     return dg.define_asset_job(
         name=job_name(conn.name),
         selection=dg.AssetSelection.assets(*keys),

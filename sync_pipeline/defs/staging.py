@@ -7,12 +7,14 @@ from dagster_duckdb import DuckDBResource
 from sync_pipeline.config import Settings
 from sync_pipeline.defs.extract import extract_keys
 from sync_pipeline.defs.resources import warehouse
-from sync_pipeline.transform.staging import SourceSystemRef, rebuild_staging
+from sync_pipeline.transform.staging import SourceSystemRef, rebuild_staging, rebuild_unmatched_accounts
 
 GROUP = "staging"
 ACCOUNTS = dg.AssetKey(["staging", "accounts"])
 INVOICES = dg.AssetKey(["staging", "invoices"])
 QUARANTINE = dg.AssetKey(["staging", "quarantine"])
+UNMATCHED = dg.AssetKey(["staging", "unmatched_accounts"])
+STAGING_KEYS = [ACCOUNTS, INVOICES, QUARANTINE, UNMATCHED]
 
 
 def _quarantine_preview(conn):
@@ -26,7 +28,8 @@ def _quarantine_preview(conn):
 
 
 def build_staging_assets(settings: Settings) -> list:
-    sources = [SourceSystemRef(s.name, s.type, s.identifier) for s in settings.source_systems.values()]
+    sources = [SourceSystemRef(s.name, s.type, s.identifier, getattr(s, "identifier_field", ""))
+               for s in settings.source_systems.values()]
     upstream = [k for s in settings.source_systems.values() for k in extract_keys(s)]
     upstream += [dg.AssetKey([s.name, "invoice_history"]) for s in sources if settings.history_start_for(s.name)]
 
@@ -73,4 +76,25 @@ def build_staging_assets(settings: Settings) -> list:
             "examples": dg.MetadataValue.json(examples),
         })
 
-    return [staging]
+    @dg.asset(
+        key=UNMATCHED, deps=[ACCOUNTS, QUARANTINE], group_name=GROUP, kinds={"duckdb"}, pool="duckdb",
+        description="Source customers that are not synced: no account identifier (e.g. the Zoho custom field is "
+                    "empty), or identifier drift (kept on its original account). `sync-pipeline unmatched` lists them.",
+    )
+    def unmatched_accounts(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+        with warehouse(duckdb) as conn:
+            problems = rebuild_unmatched_accounts(conn)
+            df = conn.execute(
+                """SELECT system, source_id, name, problem, reason, invoices_held FROM identity.unmatched_accounts
+                   ORDER BY problem, system, name LIMIT 20""").df()
+        total = sum(problems.values())
+        if total:
+            context.log.warning(f"{total} source customers are not synced: {problems}")
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": total,
+            "no_identifier": problems.get("no_identifier", 0),
+            "identifier_drift": problems.get("identifier_drift", 0),
+            "preview": dg.MetadataValue.md(df.to_markdown(index=False) if len(df) else "_every customer is matched_"),
+        })
+
+    return [staging, unmatched_accounts]

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 import duckdb
 
 from sync_pipeline.warehouse.db import read_sql, transaction
-from sync_pipeline.warehouse.raw import ensure_raw_table
+from sync_pipeline.warehouse.raw import RAW_KEYS, ensure_raw_table
 
 # Vendor type → mapping SQL. Each produces _accounts_mapped and _invoices_mapped (see the .sql header).
-MAPPINGS = {"fakturownia": "sql/fakturownia_staging.sql", "invoiceocean": "sql/fakturownia_staging.sql"}
+MAPPINGS = {"fakturownia": "sql/fakturownia_staging.sql", "invoiceocean": "sql/fakturownia_staging.sql",
+            "zoho_invoice": "sql/zoho_staging.sql"}
 
 _ACCOUNT_COLS = ("account_id, source_instance, source_system, source_id, name, tax_id, email, phone, street, city, "
                  "post_code, country, kind, department, source_updated_at")
@@ -28,6 +29,7 @@ class SourceSystemRef:
     name: str
     type: str
     identifier: str
+    identifier_field: str = ""  # the custom field holding the account id (Zoho)
 
 
 @dataclass
@@ -64,13 +66,22 @@ def rebuild_staging(conn: duckdb.DuckDBPyConnection, systems: list[SourceSystemR
     return stats
 
 
+def rebuild_unmatched_accounts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    sql = read_sql("sync_pipeline.transform", "sql/unmatched_accounts.sql")
+    with transaction(conn):
+        conn.execute("DELETE FROM identity.unmatched_accounts")
+        conn.execute(f"INSERT INTO identity.unmatched_accounts {sql}")
+    return dict(conn.execute("SELECT problem, count(*) FROM identity.unmatched_accounts GROUP BY 1").fetchall())
+
+
 def _stage_system(conn: duckdb.DuckDBPyConnection, s: SourceSystemRef, run_id: str) -> dict[str, EntityCounts]:
+    tables = {entity: ensure_raw_table(conn, s.name, entity) for entity in RAW_KEYS[s.type]}
     sql = read_sql("sync_pipeline.transform", MAPPINGS[s.type]).format(
-        clients=ensure_raw_table(conn, s.name, "clients"),
-        invoices=ensure_raw_table(conn, s.name, "invoices"),
+        **tables,
         instance=_lit(s.name),
         system_type=_lit(s.type),
         identifier=_lit(s.identifier),
+        identifier_field=_lit(s.identifier_field),
     )
     conn.execute(sql)
     conn.execute(f"INSERT INTO staging.accounts SELECT {_ACCOUNT_COLS} FROM _accounts_mapped WHERE reason = ''")

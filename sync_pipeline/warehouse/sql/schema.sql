@@ -190,3 +190,15 @@ CREATE TABLE IF NOT EXISTS sync.log (
     dry_run     BOOLEAN NOT NULL DEFAULT false,
     message     VARCHAR
 );
+
+-- Source customers that cannot be synced: no account identifier, or an identifier that changed after
+-- the customer was bound (drift: it keeps its original account). Rebuilt with staging.
+CREATE TABLE IF NOT EXISTS identity.unmatched_accounts (
+    system           VARCHAR NOT NULL,
+    source_id        VARCHAR,
+    name             VARCHAR,
+    problem          VARCHAR NOT NULL,   -- no_identifier | identifier_drift
+    reason           VARCHAR NOT NULL,
+    invoices_held    INTEGER NOT NULL,   -- invoices quarantined because of it
+    first_seen_at    TIMESTAMPTZ
+);

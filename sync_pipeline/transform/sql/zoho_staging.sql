@@ -1,0 +1,127 @@
+-- Zoho Invoice raw JSON → canonical model (DESIGN §3) for one source instance.
+-- Placeholders: {clients} {invoices} {creditnotes} (raw tables), {instance} {system_type} {identifier}
+-- {identifier_field} (quoted literals). Produces _accounts_mapped and _invoices_mapped like the other
+-- vendor mappings; every row carries `reason` ('' when it maps cleanly).
+
+CREATE OR REPLACE TEMP TABLE _clients AS
+WITH c AS (
+    SELECT record_key, source_id, payload, source_updated_at,
+           -- the immutable account id lives in a contact custom field: the hash first, then the list
+           coalesce(
+               nullif(trim(payload -> 'custom_field_hash' ->> ({identifier_field} || '_unformatted')), ''),
+               nullif(trim(payload -> 'custom_field_hash' ->> {identifier_field}), ''),
+               nullif(trim(list_filter(
+                   from_json(coalesce(payload -> 'custom_fields', '[]'), '[{{"api_name": "VARCHAR", "value": "VARCHAR"}}]'),
+                   lambda f: f.api_name = {identifier_field})[1].value), '')
+           ) AS field_value
+    FROM {clients}
+)
+SELECT record_key, source_id, payload, source_updated_at,
+       CASE {identifier} WHEN 'source_id' THEN {instance} || ':' || source_id ELSE field_value END AS derived_id
+FROM c;
+
+INSERT INTO identity.account_bindings
+SELECT {instance}, c.source_id, c.derived_id, now()
+FROM _clients c
+WHERE c.source_id IS NOT NULL AND c.derived_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM identity.account_bindings b
+                  WHERE b.source_instance = {instance} AND b.source_id = c.source_id);
+
+CREATE OR REPLACE TEMP TABLE _accounts_mapped AS
+SELECT c.record_key, c.source_id, c.payload,
+       coalesce(b.account_id, c.derived_id)                                    AS account_id,
+       {instance}                                                               AS source_instance,
+       {system_type}                                                            AS source_system,
+       nullif(trim(coalesce(c.payload ->> 'company_name', c.payload ->> 'contact_name')), '') AS name,
+       nullif(trim(c.payload ->> 'tax_id'), '')                                 AS tax_id,
+       nullif(trim(c.payload ->> 'email'), '')                                  AS email,
+       nullif(trim(coalesce(c.payload ->> 'phone', c.payload ->> 'mobile')), '') AS phone,
+       nullif(trim(c.payload -> 'billing_address' ->> 'address'), '')           AS street,
+       nullif(trim(c.payload -> 'billing_address' ->> 'city'), '')              AS city,
+       nullif(trim(c.payload -> 'billing_address' ->> 'zip'), '')               AS post_code,
+       nullif(trim(c.payload -> 'billing_address' ->> 'country'), '')           AS country,
+       CASE WHEN nullif(trim(c.payload ->> 'company_name'), '') IS NULL THEN 'person' ELSE 'company' END AS kind,
+       CAST(NULL AS VARCHAR)                                                    AS department,
+       c.source_updated_at,
+       concat_ws('; ',
+           CASE WHEN c.source_id IS NULL THEN 'no id' END,
+           CASE WHEN c.source_id IS NOT NULL AND b.account_id IS NULL AND c.derived_id IS NULL
+                THEN 'no account identifier (custom field ' || {identifier_field} || ' is empty)' END
+       ) AS reason,
+       CASE WHEN b.account_id IS NOT NULL AND c.derived_id IS DISTINCT FROM b.account_id
+            THEN 'identifier drift: bound to ' || b.account_id || ', source now gives ' || coalesce(c.derived_id, 'nothing')
+       END AS drift
+FROM _clients c
+LEFT JOIN identity.account_bindings b ON b.source_instance = {instance} AND b.source_id = c.source_id;
+
+CREATE OR REPLACE TEMP TABLE _invoices_mapped AS
+WITH src AS (
+    SELECT record_key, source_id, payload, source_updated_at, 'invoice' AS entity,
+           nullif(payload ->> 'invoice_number', '') AS number, payload ->> 'status' AS source_status
+    FROM {invoices}
+    UNION ALL
+    SELECT record_key, source_id, payload, source_updated_at, 'creditnote',
+           nullif(payload ->> 'creditnote_number', ''), payload ->> 'status'
+    FROM {creditnotes}
+), typed AS (
+    SELECT s.*,
+           nullif(trim(payload ->> 'customer_id'), '')          AS client_source_id,
+           nullif(payload ->> 'date', '')                       AS issue_date_text,
+           nullif(payload ->> 'due_date', '')                   AS due_date_text,
+           nullif(payload ->> 'last_payment_date', '')          AS paid_date_text,
+           nullif(payload ->> 'total', '')                      AS gross_text,
+           nullif(payload ->> 'sub_total', '')                  AS net_text,
+           nullif(payload ->> 'balance', '')                    AS balance_text,
+           upper(trim(payload ->> 'currency_code'))             AS currency,
+           TRY_CAST(nullif(payload ->> 'date', '') AS DATE)     AS issue_date,
+           TRY_CAST(nullif(payload ->> 'due_date', '') AS DATE) AS due_date,
+           TRY_CAST(nullif(payload ->> 'last_payment_date', '') AS DATE) AS paid_date,
+           TRY_CAST(nullif(payload ->> 'total', '') AS DECIMAL(18, 2))     AS total,
+           TRY_CAST(nullif(payload ->> 'sub_total', '') AS DECIMAL(18, 2)) AS total_net,
+           TRY_CAST(nullif(payload ->> 'balance', '') AS DECIMAL(18, 2))   AS balance,
+           CASE WHEN entity = 'creditnote' THEN CASE WHEN source_status = 'void' THEN 'void' ELSE 'paid' END
+                WHEN source_status = 'draft' THEN 'draft'
+                WHEN source_status = 'void' THEN 'void'
+                WHEN source_status = 'paid' THEN 'paid'
+                WHEN source_status = 'partially_paid' THEN 'partially_paid'
+                WHEN source_status IN ('sent', 'viewed', 'unpaid', 'overdue') THEN 'open'
+           END AS status
+    FROM src s
+)
+SELECT t.record_key, t.source_id, t.payload, t.source_updated_at,
+       {instance} || ':' || CASE WHEN t.entity = 'creditnote' THEN 'cn:' ELSE '' END || t.source_id AS invoice_key,
+       {instance} AS source_instance,
+       a.account_id,
+       t.number,
+       CASE WHEN t.entity = 'creditnote' THEN 'credit_note' ELSE 'invoice' END AS kind,
+       t.entity AS source_kind, t.status, t.source_status,
+       t.issue_date, t.due_date, t.paid_date, t.currency,
+       -- a credit note lowers what was billed; it is never owed
+       CASE WHEN t.entity = 'creditnote' THEN -t.total_net ELSE t.total_net END AS total_net,
+       CASE WHEN t.entity = 'creditnote' THEN -t.total ELSE t.total END AS total_gross,
+       CASE WHEN t.entity = 'creditnote' THEN 0 ELSE greatest(t.total - coalesce(t.balance, 0), 0) END AS paid_amount,
+       CASE WHEN t.entity = 'invoice' AND t.status IN ('open', 'partially_paid') THEN greatest(coalesce(t.balance, 0), 0)
+            ELSE 0 END AS amount_due,
+       t.payload ->> 'invoice_url' AS view_url,
+       concat_ws('; ',
+           CASE WHEN t.source_id IS NULL THEN 'no id' END,
+           CASE WHEN t.client_source_id IS NULL THEN 'no customer_id' END,
+           CASE WHEN t.client_source_id IS NOT NULL AND a.account_id IS NULL
+                THEN 'customer ' || t.client_source_id || ' is not a matched account' END,
+           CASE WHEN t.issue_date_text IS NULL THEN 'missing date'
+                WHEN t.issue_date IS NULL THEN 'impossible date ''' || t.issue_date_text || '''' END,
+           CASE WHEN t.due_date_text IS NOT NULL AND t.due_date IS NULL
+                THEN 'impossible due_date ''' || t.due_date_text || '''' END,
+           CASE WHEN t.paid_date_text IS NOT NULL AND t.paid_date IS NULL
+                THEN 'impossible last_payment_date ''' || t.paid_date_text || '''' END,
+           CASE WHEN t.gross_text IS NULL THEN 'missing total'
+                WHEN t.total IS NULL THEN 'unparseable total ''' || t.gross_text || '''' END,
+           CASE WHEN t.balance_text IS NOT NULL AND t.balance IS NULL
+                THEN 'unparseable balance ''' || t.balance_text || '''' END,
+           CASE WHEN t.currency IS NULL THEN 'missing currency_code'
+                WHEN t.currency NOT IN (SELECT code FROM meta.currencies) THEN 'unknown currency ''' || t.currency || '''' END,
+           CASE WHEN t.status IS NULL THEN 'unknown status ''' || coalesce(t.source_status, '') || '''' END
+       ) AS reason
+FROM typed t
+LEFT JOIN _accounts_mapped a
+       ON a.source_id = t.client_source_id AND a.reason = '' AND a.account_id IS NOT NULL;
