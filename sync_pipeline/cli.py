@@ -32,17 +32,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                log_level="INFO" if args.verbose else "WARNING")
         summary = summarize(runs, config_path)
         if sandbox is not None:
-            summary["sandbox"] = {"url": sandbox.url, **sandbox.sugester.record_counts()}
+            summary["sandbox"] = {"url": sandbox.url, "sugester": sandbox.sugester.record_counts(),
+                                  "customersuccessbox": sandbox.csb.record_counts()}
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         if sandbox is not None:
-            print(f"sandbox: Fakturownia and Sugester simulators served at {sandbox.url} for this run")
+            print(f"sandbox: vendor simulators served at {sandbox.url} for this run")
         print(render_text(summary))
         if sandbox is not None:
-            counts = summary["sandbox"]
-            print(f"sandbox (stopped): Sugester holds {counts.get('clients', 0)} clients and "
-                  f"{counts.get('deals', 0)} deals")
+            sug, csb = summary["sandbox"]["sugester"], summary["sandbox"]["customersuccessbox"]
+            print(f"sandbox (stopped): Sugester holds {sug.get('clients', 0)} clients and {sug.get('deals', 0)} deals; "
+                  f"CustomerSuccessBox {csb.get('accounts', 0)} accounts and {csb.get('invoices', 0)} invoices")
     return 0 if summary["ok"] else 1
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+
 from sync_pipeline.config import (
     CustomerSuccessBoxSystem,
     FakturowniaSystem,
@@ -12,6 +15,28 @@ from sync_pipeline.config import (
 from sync_pipeline.systems._http import HttpApi
 from sync_pipeline.systems.fakturownia import FakturowniaClient
 from sync_pipeline.systems.sugester import SugesterClient
+
+
+# Zoho access tokens live an hour and a refresh token may hold only 30 live ones: one OAuth session
+# per configured Zoho system and process, shared by every client built here, keeps a token until it
+# expires instead of asking for a new one per asset and run.
+_ZOHO_SESSIONS: dict[tuple[str, ...], object] = {}
+_ZOHO_LOCK = threading.Lock()
+
+
+def _zoho_oauth(cfg: ZohoInvoiceSystem, retry):
+    from sync_pipeline.systems.zoho_invoice import ZohoOAuth
+
+    secret, refresh = cfg.client_secret.get_secret_value(), cfg.refresh_token.get_secret_value()
+    key = (cfg.name, cfg.resolved_accounts_url(), cfg.client_id,
+           hashlib.sha256(f"{secret}\0{refresh}".encode()).hexdigest())  # a changed secret means a new session
+    with _ZOHO_LOCK:
+        session = _ZOHO_SESSIONS.get(key)
+        if session is None:
+            session = ZohoOAuth(system=cfg.name, accounts_url=cfg.resolved_accounts_url(), client_id=cfg.client_id,
+                                client_secret=secret, refresh_token=refresh, timeout=cfg.timeout_seconds, retry=retry)
+            _ZOHO_SESSIONS[key] = session
+        return session
 
 
 def build_client(cfg: System) -> HttpApi:
@@ -29,7 +54,7 @@ def build_client(cfg: System) -> HttpApi:
             system=cfg.name, api_url=cfg.resolved_base_url(), accounts_url=cfg.resolved_accounts_url(),
             organization_id=cfg.organization_id, client_id=cfg.client_id,
             client_secret=cfg.client_secret.get_secret_value(), refresh_token=cfg.refresh_token.get_secret_value(),
-            per_page=cfg.per_page, **opts)
+            per_page=cfg.per_page, oauth=_zoho_oauth(cfg, opts["retry"]), **opts)
     if isinstance(cfg, CustomerSuccessBoxSystem):
         from sync_pipeline.systems.customersuccessbox import CustomerSuccessBoxClient
 

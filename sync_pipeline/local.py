@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sync_pipeline.config import FakturowniaSystem, Settings, SugesterSystem, load_settings
+from sync_pipeline.config import (
+    CustomerSuccessBoxSystem,
+    FakturowniaSystem,
+    Settings,
+    SugesterSystem,
+    ZohoInvoiceSystem,
+    load_settings,
+)
 
 SANDBOX_URL_VAR = "SYNC_SANDBOX_URL"
 
@@ -48,6 +55,13 @@ def sandbox_if_configured(config_path: Path) -> Iterator[object | None]:
             tokens.setdefault("fakturownia_token", system.api_token.get_secret_value())
         elif isinstance(system, SugesterSystem):
             tokens.setdefault("sugester_token", system.api_token.get_secret_value())
+        elif isinstance(system, ZohoInvoiceSystem):
+            tokens.setdefault("zoho_client_id", system.client_id)
+            tokens.setdefault("zoho_client_secret", system.client_secret.get_secret_value())
+            tokens.setdefault("zoho_refresh_token", system.refresh_token.get_secret_value())
+            tokens.setdefault("zoho_organization_id", system.organization_id)
+        elif isinstance(system, CustomerSuccessBoxSystem):
+            tokens.setdefault("csb_api_key", system.api_key.get_secret_value())
     sandbox = Sandbox(
         spec=DemoSpec(seed=sb.seed, clients=sb.clients, invoices_per_client=sb.invoices_per_client, months=sb.months),
         max_rps=sb.max_rps,

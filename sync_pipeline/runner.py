@@ -77,8 +77,8 @@ def run_connections(config_path: Path | str, *, connections: list[str] | None = 
             instance=instance, run_config=run_config, raise_on_error=False,
             tags={"sync/connection": name, "sync/trigger": "cli"},
         )
-        run = ConnectionRun(name, result.run_id, result.success, round(time.monotonic() - started, 2),
-                            None if result.success else _first_error(result))
+        error = None if result.success else f"connection {name}: {_first_error(result)}"
+        run = ConnectionRun(name, result.run_id, result.success, round(time.monotonic() - started, 2), error)
         for event in result.get_asset_materialization_events():
             mat = event.event_specific_data.materialization
             run.materializations[mat.asset_key.to_user_string()] = _metadata_values(mat.metadata)
@@ -91,6 +91,7 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
     entity created/updated/unchanged/failed."""
     settings = load_settings(config_path, strict=False)
     systems: dict[str, Any] = {}
+    unmatched = 0
     connections: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     for run in runs:
@@ -119,6 +120,7 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
                         "examples": m.get(f"{run.connection}/{entity}", {}).get("plan_examples") or {}}
                for entity in entities},
         }
+        unmatched = m.get("staging/unmatched_accounts", {}).get("dagster/row_count")
         quarantine = m.get("staging/quarantine", {})
         if quarantine.get("examples"):
             systems.setdefault("_quarantine_examples", quarantine["examples"])
@@ -132,7 +134,7 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
             metrics["alerts"] = {k: alerts.get(k, 0) for k in ("opened", "open", "resolved")}
     examples = systems.pop("_quarantine_examples", [])
     return {"ok": all(r.success for r in runs), "systems": systems, "connections": connections, "metrics": metrics,
-            "quarantine_examples": examples}
+            "quarantine_examples": examples, "unmatched": unmatched if runs else 0}
 
 
 def render_text(summary: dict[str, Any]) -> str:
@@ -157,6 +159,9 @@ def render_text(summary: dict[str, Any]) -> str:
             if "records_in" in e:
                 lines.append(f"  {name}/{entity}: extracted {e['extracted']} ({e['pages']} pages); "
                              f"{e['records_in']} in = {e['staged']} staged + {e['quarantined']} quarantined")
+    if summary.get("unmatched"):
+        lines.append(f"  {summary['unmatched']} source customers are not synced (no account identifier or drift): "
+                     "sync-pipeline unmatched lists them")
     for q in summary.get("quarantine_examples") or []:
         lines.append(f"    quarantined {q['system']}/{q['entity']} {q['record']}: {q['reason']}")
     mt = summary.get("metrics") or {}

@@ -25,11 +25,17 @@ def test_repository_definitions_load_through_the_defs_folder(monkeypatch):
         "fakturownia_to_sugester/clients", "fakturownia_to_sugester/deals",
         "metrics/account_metrics", "metrics/financial_health", "metrics/risk_alerts",
         "staging/accounts", "staging/invoices", "staging/quarantine", "staging/unmatched_accounts",
+        "zoho/clients", "zoho/creditnote_changes", "zoho/invoice_changes", "zoho/invoice_history",
+        "zoho_to_customersuccessbox/accounts", "zoho_to_customersuccessbox/invoices",
     ]
     jobs = sorted(j.name for j in d.resolve_all_job_defs() if not j.name.startswith("__"))
-    assert jobs == ["fakturownia_history_job", "fakturownia_to_sugester_job"]
+    assert jobs == ["fakturownia_history_job", "fakturownia_to_sugester_job", "zoho_history_job",
+                    "zoho_to_customersuccessbox_job"]
     schedules = {s.name: (s.cron_schedule, s.execution_timezone, s.job_name) for s in d.schedules}
-    assert schedules == {"fakturownia_to_sugester_schedule": ("0 */3 * * *", "UTC", "fakturownia_to_sugester_job")}
+    assert schedules == {
+        "fakturownia_to_sugester_schedule": ("0 */3 * * *", "UTC", "fakturownia_to_sugester_job"),
+        "zoho_to_customersuccessbox_schedule": ("0 0 * * *", "UTC", "zoho_to_customersuccessbox_job"),
+    }
     checks = sorted(c.name for c in d.resolve_asset_graph().asset_check_keys)
     assert checks == ["account_unique_per_source", "fx_rates_complete", "invoice_has_account", "invoice_key_unique",
                       "no_identifier_drift", "no_negative_amount_due", "overdue_amount_matches_invoices",

@@ -89,7 +89,7 @@ def build_staging_assets(settings: Settings) -> list:
                    ORDER BY problem, system, name LIMIT 20""").df()
         total = sum(problems.values())
         if total:
-            context.log.warning(f"{total} source customers are not synced: {problems}")
+            context.log.info(f"{total} source customers are not synced: {problems}")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": total,
             "no_identifier": problems.get("no_identifier", 0),

@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from ._http_sim import HttpHost, Request, Simulator
+from .csb_sim import CsbSim
 from .demo_data import DemoSpec, generate_fakturownia
 from .fakturownia_sim import FakturowniaSim
 from .sugester_sim import SugesterSim
+from .zoho_demo import ZohoDemoSpec, generate_zoho
+from .zoho_sim import ZohoAccountsSim, ZohoInvoiceSim
 
 _STATE_VERSION = 1
+_MOUNTS = {"zoho_accounts": "/zoho-accounts"}  # URL prefix per simulator where it is not "/<name>"
 
 
 class _Meta(Simulator):
@@ -50,27 +54,45 @@ def malformed_fakturownia_invoices(invoices: list[dict], count: int) -> list[dic
 
 
 class Sandbox:
-    """Fakturownia and Sugester simulators on one 127.0.0.1 port; state survives restarts via `state_file`."""
+    """Every vendor simulator (Fakturownia, Sugester, Zoho accounts + Invoice, CustomerSuccessBox) on one
+    127.0.0.1 port; state survives restarts via `state_file`."""
 
     def __init__(self, *, spec: DemoSpec | None = None, host: str = "127.0.0.1", port: int = 0,
                  max_rps: float | None = None, fakturownia_token: str = "sandbox-token/demo",
                  sugester_token: str = "sandbox-sugester-token/demo", state_file: Path | None = None,
-                 malformed_invoices: int = 0):
+                 malformed_invoices: int = 0, zoho_client_id: str = "sandbox-zoho-client",
+                 zoho_client_secret: str = "sandbox-zoho-secret", zoho_refresh_token: str = "sandbox-zoho-refresh",
+                 zoho_organization_id: str = "20240001", csb_api_key: str = "sandbox-csb-key",
+                 zoho_spec: ZohoDemoSpec | None = None):
         self.spec = spec or DemoSpec()
+        self.zoho_spec = zoho_spec or ZohoDemoSpec(today=self.spec.today)  # one "today" for every vendor
         self.state_file = Path(state_file) if state_file else None
         restoring = self.state_file is not None and self.state_file.exists()
+        state = json.loads(self.state_file.read_text(encoding="utf-8")) if restoring else {}
+        saved = state.get("simulators", {})
         data = None if restoring else generate_fakturownia(self.spec)  # don't generate what the file replaces
         self.fakturownia = FakturowniaSim(api_token=fakturownia_token, data=data, max_rps=max_rps,
                                           account_prefix=self.spec.account_prefix)
         self.sugester = SugesterSim(api_token=sugester_token, max_rps=max_rps, clock_start=self.fakturownia.clock)
-        self.simulators: dict[str, Simulator] = {"fakturownia": self.fakturownia, "sugester": self.sugester}
+        self.zoho_accounts = ZohoAccountsSim(client_id=zoho_client_id, client_secret=zoho_client_secret,
+                                             refresh_token=zoho_refresh_token, max_rps=max_rps)
+        # A state file from before the Zoho simulator existed has no Zoho data: generate it then.
+        zoho_data = None if "zoho" in saved else generate_zoho(self.zoho_spec)
+        self.zoho = ZohoInvoiceSim(accounts=self.zoho_accounts, organization_id=zoho_organization_id,
+                                   data=zoho_data, max_rps=max_rps)
+        self.csb = CsbSim(api_key=csb_api_key, max_rps=max_rps, clock_start=self.zoho.clock)
+        self.simulators: dict[str, Simulator] = {"fakturownia": self.fakturownia, "sugester": self.sugester,
+                                                 "zoho_accounts": self.zoho_accounts, "zoho": self.zoho,
+                                                 "csb": self.csb}
         if data is not None:
             for raw in malformed_fakturownia_invoices(data.invoices, malformed_invoices):
                 self.fakturownia.inject_invoice(raw)
         # With a state file, come back on the port of last time when it is free: the invoices'
         # view_url links embed it, and links that change on every run would update every deal.
-        self._preferred_port = self._load(self.state_file) if restoring and port == 0 else None
-        mounts = {f"/{name}": sim for name, sim in self.simulators.items()}
+        # (An explicit port used to skip the restore altogether, leaving Fakturownia empty.)
+        saved_port = self._load(state) if restoring else None
+        self._preferred_port = saved_port if port == 0 else None
+        mounts = {_MOUNTS.get(name, f"/{name}"): sim for name, sim in self.simulators.items()}
         self._host = HttpHost({**mounts, "/_sandbox": _Meta(self.simulators)}, host=host, port=port)
         self.url = ""
         self._running = False
@@ -87,6 +109,8 @@ class Sandbox:
         else:
             self.url = self._host.start()
         self.fakturownia.public_base_url = f"{self.url}/fakturownia"
+        self.zoho.public_base_url = f"{self.url}/zoho"
+        self.zoho_accounts.api_domain = f"{self.url}/zoho"  # token responses point clients at this API host
         self._running = True
         return self
 
@@ -106,8 +130,21 @@ class Sandbox:
         self.stop()
 
     def system_urls(self) -> dict[str, str]:
-        """Base URL of each vendor, e.g. {"fakturownia": "http://127.0.0.1:PORT/fakturownia", ...}."""
-        return {name: f"{self.url}/{name}" for name in self.simulators}
+        """Base URL of each vendor, e.g. {"fakturownia": "http://127.0.0.1:PORT/fakturownia", ...}.
+
+        "zoho" is the API domain (the Invoice API is at `<zoho>/invoice/v3`), "zoho_accounts" the accounts
+        server (`<zoho_accounts>/oauth/v2/token`)."""
+        return {name: f"{self.url}{_MOUNTS.get(name, f'/{name}')}" for name in self.simulators}
+
+    def credentials(self) -> dict[str, dict[str, str]]:
+        """What a client of each simulator needs besides its URL (sandbox values, safe to show)."""
+        accounts = self.zoho_accounts
+        return {"fakturownia": {"api_token": self.fakturownia.api_token},
+                "sugester": {"api_token": self.sugester.api_token},
+                "zoho_accounts": {"client_id": accounts.client_id, "client_secret": accounts.client_secret,
+                                  "refresh_token": accounts.refresh_token},
+                "zoho": {"organization_id": self.zoho.organization_id},
+                "csb": {"api_key": self.csb.api_key}}
 
     def save(self, path: Path) -> None:
         """Write all simulator state as JSON (atomically, so a crash never leaves half a file)."""
@@ -123,9 +160,8 @@ class Sandbox:
                 json.dump(state, fh, ensure_ascii=False, separators=(",", ":"))
         os.replace(tmp, path)
 
-    def _load(self, path: Path) -> int | None:
-        """Restore every simulator; return the port the state was served on."""
-        state = json.loads(Path(path).read_text(encoding="utf-8"))
+    def _load(self, state: dict[str, Any]) -> int | None:
+        """Restore every simulator from a saved state; return the port the state was served on."""
         for name, sim_state in state.get("simulators", {}).items():
             if name in self.simulators:  # simulators added later start fresh
                 self.simulators[name].restore(sim_state)
@@ -153,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background (SIGINT ignored)
         signal.signal(signum, lambda *_: stopping.set())
     print(f"Sandbox running at {sandbox.url}")
+    credentials = sandbox.credentials()
     for name, url in sandbox.system_urls().items():
-        print(f"  {name:<12} {url}  api_token={sandbox.simulators[name].api_token}")  # type: ignore[attr-defined]
-    print(f"  health       {sandbox.url}/_sandbox/health   stats: {sandbox.url}/_sandbox/stats")
+        extra = "  ".join(f"{k}={v}" for k, v in credentials.get(name, {}).items())
+        print(f"  {name:<14} {url}  {extra}")
+    print(f"  health         {sandbox.url}/_sandbox/health   stats: {sandbox.url}/_sandbox/stats")
     print("Press Ctrl-C to stop.", flush=True)
     try:
         while not stopping.wait(0.5):  # a timed wait keeps signal handling responsive

@@ -168,7 +168,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 # Values of credential-like query parameters; used on httpx's own request log lines, which print the full URL.
 _SENSITIVE_QUERY = re.compile(
-    r"([?&](?:api_token|access_token|token|api_key|apikey|key|secret|password|sessionName)=)[^&\s\"'#>]*", re.I
+    r"([?&](?:api_token|access_token|refresh_token|token|api_key|apikey|key|secret|client_secret|password|sessionName"
+    r"|code)=)[^&\s\"'#>]*", re.I
 )
 
 
@@ -237,7 +238,8 @@ class HttpApi:
     ) -> None:
         self.system = system
         self.retry = retry
-        self._secret_re = _secret_pattern([s for s in secrets if isinstance(s, str)])
+        self._secrets = [s for s in secrets if isinstance(s, str) and s]
+        self._secret_re = _secret_pattern(self._secrets)
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
@@ -254,6 +256,22 @@ class HttpApi:
         if not text or self._secret_re is None:
             return text
         return self._secret_re.sub("***", text)
+
+    def add_secrets(self, *secrets: str) -> None:
+        """Redact these too from now on (secrets learnt at run time, such as freshly issued access tokens)."""
+        fresh = [s for s in secrets if isinstance(s, str) and s and s not in self._secrets]
+        if fresh:
+            self._secrets.extend(fresh)
+            self._secret_re = _secret_pattern(self._secrets)
+
+    def request_headers(self) -> Mapping[str, str]:
+        """Vendor hook: headers computed for every attempt (e.g. a short-lived access token); none by default."""
+        return {}
+
+    def error_for_response(self, response: httpx.Response, endpoint: str) -> ApiStatusError | None:
+        """Vendor hook for a non-2xx response: an error to raise at once, without retrying, or None for the default
+        status mapping and retry rules. Build messages from `self.redact(response.text)`, never the raw text."""
+        return None
 
     def close(self) -> None:
         self._client.close()
@@ -299,8 +317,9 @@ class HttpApi:
 
     def _attempt(self, method: str, path: str, query: dict, body: Any, endpoint: str,
                  idempotent: bool) -> tuple[Any] | _Failure:
+        headers = self.request_headers() or None
         try:
-            response = self._client.request(method, path, params=query or None, json=body)
+            response = self._client.request(method, path, params=query or None, json=body, headers=headers)
         except httpx.TimeoutException as exc:
             # Connect/pool timeouts happen before the request is sent, so even a POST may repeat them.
             sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
@@ -317,6 +336,9 @@ class HttpApi:
         status = response.status_code
         if 200 <= status < 300:
             return self._parse_body(response, endpoint, idempotent)
+        vendor_error = self.error_for_response(response, endpoint)
+        if vendor_error is not None:
+            return _Failure(build=lambda attempts: vendor_error, retryable=False, reason=f"HTTP {status}")
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         retryable = status in self.retry.retry_statuses and (idempotent or status in _REFUSED_STATUSES)
         text = self.redact(response.text)
