@@ -192,3 +192,26 @@ def test_definitions_schedule_the_connection_nightly_in_utc(tmp_path, sandbox):
     [schedule] = defs.schedules
     assert (schedule.name, schedule.cron_schedule, schedule.execution_timezone) == (
         f"{CONN}_schedule", "0 0 * * *", "UTC")
+
+
+def test_status_shows_the_last_run_per_connection(tmp_path, sandbox, instance):
+    from sync_pipeline.status import connection_status, render
+
+    config = zoho_config(tmp_path, sandbox)
+    settings = load_settings(config, strict=False)
+    assert connection_status(instance, settings)[0]["last_run"] is None
+    runs, _ = run_sync(config, instance)
+    [status] = connection_status(instance, settings)
+    run = status["last_run"]
+    assert (run["run_id"], run["status"], run["first_error"]) == (runs[0].run_id, "Successful", None)
+    assert run["counts"]["accounts"]["created"] == len(sandbox.csb.accounts) and run["duration_seconds"] > 0
+    assert status["cron"] == "0 0 * * *"
+
+    sandbox.zoho_accounts.revoke_refresh_token()
+    sandbox.zoho_accounts.expire_access_tokens()
+    run_sync(config, instance)
+    [status] = connection_status(instance, settings)
+    assert status["last_run"]["status"] == "Failed"
+    assert "refresh" in status["last_run"]["first_error"].lower()
+    assert "sandbox-zoho-refresh" not in render([status])
+    assert "last run: Failed" in render([status])
