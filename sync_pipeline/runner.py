@@ -100,13 +100,16 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
         entities = _entities(settings, run.connection)
         src = conn.source
         sys_entry = systems.setdefault(src, {})
-        for entity, asset in (("clients", f"{src}/clients"), ("invoices", f"{src}/invoice_changes")):
-            extracted = m.get(asset, {}).get("records_received")
+        # credit notes (Zoho) are extracted on their own but staged as invoices
+        for entity, assets in (("clients", [f"{src}/clients"]),
+                               ("invoices", [f"{src}/invoice_changes", f"{src}/creditnote_changes"])):
+            extracted = sum(m.get(a, {}).get("records_received") or 0 for a in assets)
+            pages = sum(m.get(a, {}).get("pages_requested") or 0 for a in assets)
             counts = (m.get("staging/accounts") if entity == "clients" else m.get("staging/invoices")) or {}
             per = (counts.get("per_system") or {}).get(src, {}).get(entity, {})
             entry = sys_entry.setdefault(entity, {"extracted": 0, "pages": 0})
-            entry["extracted"] += extracted or 0
-            entry["pages"] += m.get(asset, {}).get("pages_requested") or 0
+            entry["extracted"] += extracted
+            entry["pages"] += pages
             if per:
                 entry.update(records_in=per["records_in"], staged=per["staged"], quarantined=per["quarantined"])
         connections[run.connection] = {
