@@ -10,7 +10,7 @@ import random
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -419,3 +419,22 @@ def parse_field_errors(text: str) -> dict[str, list[str]]:
 
 def _after(attempts: int) -> str:
     return f" after {attempts} attempts" if attempts > 1 else ""
+
+
+def newest_first_since(pages: Iterable[list], since: datetime,
+                       stamp: Callable[[Any], datetime | None]) -> Iterator[list]:
+    """For lists sorted newest first with no changed-since filter: yield the records changed at or after
+    `since` and stop after the first page that holds an older one. A record without a usable time is
+    kept: never drop data."""
+    for page in pages:
+        kept, older_seen = [], False
+        for item in page:
+            when = stamp(item) if isinstance(item, dict) else None
+            if when is not None and when < since:
+                older_seen = True
+            else:
+                kept.append(item)
+        if kept:
+            yield kept
+        if older_seen:
+            return

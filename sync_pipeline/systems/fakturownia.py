@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timezone
 from typing import Any
 
-from ._http import BadResponseError, HttpApi, ValidationError, parse_field_errors
+from ._http import BadResponseError, HttpApi, ValidationError, newest_first_since, parse_field_errors
 
 MAX_PER_PAGE = 100
 INVOICE_STATUSES = frozenset({"issued", "sent", "paid", "partial", "rejected"})
@@ -151,18 +151,7 @@ class FakturowniaClient(TokenParamApi):
             yield from pages
             return
         since = updated_since if updated_since.tzinfo else updated_since.replace(tzinfo=timezone.utc)
-        for page in pages:
-            kept, older_seen = [], False
-            for item in page:
-                stamp = parse_timestamp(item.get("updated_at")) if isinstance(item, dict) else None
-                if stamp is not None and stamp < since:
-                    older_seen = True
-                else:
-                    kept.append(item)  # newer, or without a usable updated_at: never drop data
-            if kept:
-                yield kept
-            if older_seen:
-                return
+        yield from newest_first_since(pages, since, lambda item: parse_timestamp(item.get("updated_at")))
 
 
 def _day(value: date) -> date:

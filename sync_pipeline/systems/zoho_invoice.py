@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from ._http import (
+    newest_first_since,
     ApiStatusError,
     AuthError,
     BadResponseError,
@@ -197,19 +198,7 @@ class ZohoInvoiceClient(HttpApi):
         if updated_since is None:
             yield from pages
             return
-        since = _utc(updated_since)
-        for page in pages:
-            kept, older_seen = [], False
-            for item in page:
-                stamp = parse_time(item.get("last_modified_time")) if isinstance(item, dict) else None
-                if stamp is not None and stamp < since:
-                    older_seen = True
-                else:
-                    kept.append(item)  # newer, or without a usable time: never drop data
-            if kept:
-                yield kept
-            if older_seen:
-                return
+        yield from newest_first_since(pages, _utc(updated_since), lambda item: parse_time(item.get("last_modified_time")))
 
     def iter_invoice_pages(self, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
         return self._iter_changed("/invoices", "invoices", updated_since)
