@@ -438,3 +438,15 @@ def newest_first_since(pages: Iterable[list], since: datetime,
             yield kept
         if older_seen:
             return
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp (`+02:00` or Zoho's `+0200`) as an aware UTC datetime, naive ones taken as
+    UTC; None when missing or unparseable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timezone
 from typing import Any
 
-from ._http import BadResponseError, HttpApi, ValidationError, newest_first_since, parse_field_errors
+from ._http import BadResponseError, HttpApi, ValidationError, newest_first_since, parse_field_errors, parse_timestamp
 
 MAX_PER_PAGE = 100
 INVOICE_STATUSES = frozenset({"issued", "sent", "paid", "partial", "rejected"})
@@ -28,17 +28,6 @@ def base_url_for(system_type: str, account: str) -> str:
     if domain is None:
         raise ValueError(f"unknown system type {system_type!r}; expected one of {sorted(_DOMAINS)}")
     return f"https://{check_account(account)}.{domain}"
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """ISO 8601 timestamp as an aware UTC datetime (naive ones taken as UTC); None when missing or unparseable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 def record_id(value: Any) -> int:

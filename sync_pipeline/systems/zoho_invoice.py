@@ -16,6 +16,7 @@ import httpx
 
 from ._http import (
     newest_first_since,
+    parse_timestamp,
     ApiStatusError,
     AuthError,
     BadResponseError,
@@ -198,7 +199,7 @@ class ZohoInvoiceClient(HttpApi):
         if updated_since is None:
             yield from pages
             return
-        yield from newest_first_since(pages, _utc(updated_since), lambda item: parse_time(item.get("last_modified_time")))
+        yield from newest_first_since(pages, _utc(updated_since), lambda item: parse_timestamp(item.get("last_modified_time")))
 
     def iter_invoice_pages(self, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
         return self._iter_changed("/invoices", "invoices", updated_since)
@@ -314,17 +315,6 @@ class ZohoInvoiceClient(HttpApi):
         text = self.redact(json.dumps(data, ensure_ascii=False, default=str))
         return BadResponseError(f"{self.system}: {endpoint} {problem}; got {text[:120]}",
                                 system=self.system, endpoint=endpoint, status_code=200, body_excerpt=text[:300])
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A Zoho timestamp ("2025-06-12T10:14:03+0200") as an aware UTC datetime; None when missing or unparseable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return _utc(parsed)
 
 
 def _utc(value: datetime) -> datetime:

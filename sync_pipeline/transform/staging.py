@@ -13,9 +13,13 @@ import duckdb
 from sync_pipeline.warehouse.db import read_sql, transaction
 from sync_pipeline.warehouse.raw import RAW_KEYS, ensure_raw_table
 
-# Vendor type → mapping SQL. Each produces _accounts_mapped and _invoices_mapped (see the .sql header).
-MAPPINGS = {"fakturownia": "sql/fakturownia_staging.sql", "invoiceocean": "sql/fakturownia_staging.sql",
-            "zoho_invoice": "sql/zoho_staging.sql"}
+# Vendor type → (clients SQL producing _clients, invoices SQL producing _invoices_mapped); between the
+# two, the shared identity.sql binds account ids and produces _accounts_mapped.
+MAPPINGS = {
+    "fakturownia": ("sql/fakturownia_clients.sql", "sql/fakturownia_invoices.sql"),
+    "invoiceocean": ("sql/fakturownia_clients.sql", "sql/fakturownia_invoices.sql"),
+    "zoho_invoice": ("sql/zoho_clients.sql", "sql/zoho_invoices.sql"),
+}
 
 _ACCOUNT_COLS = ("account_id, source_instance, source_system, source_id, name, tax_id, email, phone, street, city, "
                  "post_code, country, kind, department, source_updated_at")
@@ -76,14 +80,15 @@ def rebuild_unmatched_accounts(conn: duckdb.DuckDBPyConnection) -> dict[str, int
 
 def _stage_system(conn: duckdb.DuckDBPyConnection, s: SourceSystemRef, run_id: str) -> dict[str, EntityCounts]:
     tables = {entity: ensure_raw_table(conn, s.name, entity) for entity in RAW_KEYS[s.type]}
-    sql = read_sql("sync_pipeline.transform", MAPPINGS[s.type]).format(
-        **tables,
-        instance=_lit(s.name),
-        system_type=_lit(s.type),
-        identifier=_lit(s.identifier),
-        identifier_field=_lit(s.identifier_field),
-    )
-    conn.execute(sql)
+    clients_sql, invoices_sql = MAPPINGS[s.type]
+    for name in (clients_sql, "sql/identity.sql", invoices_sql):
+        conn.execute(read_sql("sync_pipeline.transform", name).format(
+            **tables,
+            instance=_lit(s.name),
+            system_type=_lit(s.type),
+            identifier=_lit(s.identifier),
+            identifier_field=_lit(s.identifier_field),
+        ))
     conn.execute(f"INSERT INTO staging.accounts SELECT {_ACCOUNT_COLS} FROM _accounts_mapped WHERE reason = ''")
     conn.execute(f"INSERT INTO staging.invoices SELECT {_INVOICE_COLS} FROM _invoices_mapped WHERE reason = ''")
     for entity, table, reason_col, disposition in (

@@ -1,52 +1,5 @@
--- Fakturownia / InvoiceOcean raw JSON → canonical model (DESIGN §3) for one source instance.
--- Placeholders: {clients} {invoices} (raw tables), {instance} {system_type} {identifier} (quoted literals).
--- Produces temp tables _accounts_mapped and _invoices_mapped; every row carries `reason`
--- ('' when it maps cleanly). Nothing is filtered here: the caller splits staged from quarantined.
-
-CREATE OR REPLACE TEMP TABLE _clients AS
-SELECT record_key, source_id, payload, source_updated_at,
-       CASE {identifier}
-           WHEN 'source_id'   THEN {instance} || ':' || source_id
-           WHEN 'external_id' THEN nullif(trim(payload ->> 'external_id'), '')
-           WHEN 'tax_id'      THEN nullif(upper(regexp_replace(coalesce(payload ->> 'tax_no', ''), '[^0-9A-Za-z]', '', 'g')), '')
-       END AS derived_id
-FROM {clients};
-
--- Bind every identifiable record the first time it is seen; bindings are never rewritten.
-INSERT INTO identity.account_bindings
-SELECT {instance}, c.source_id, c.derived_id, now()
-FROM _clients c
-WHERE c.source_id IS NOT NULL AND c.derived_id IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM identity.account_bindings b
-                  WHERE b.source_instance = {instance} AND b.source_id = c.source_id);
-
-CREATE OR REPLACE TEMP TABLE _accounts_mapped AS
-SELECT c.record_key, c.source_id, c.payload,
-       coalesce(b.account_id, c.derived_id)                         AS account_id,
-       {instance}                                                    AS source_instance,
-       {system_type}                                                 AS source_system,
-       nullif(trim(c.payload ->> 'name'), '')                        AS name,
-       nullif(trim(c.payload ->> 'tax_no'), '')                      AS tax_id,
-       nullif(trim(c.payload ->> 'email'), '')                       AS email,
-       nullif(trim(coalesce(c.payload ->> 'phone', c.payload ->> 'mobile_phone')), '') AS phone,
-       nullif(trim(c.payload ->> 'street'), '')                      AS street,
-       nullif(trim(c.payload ->> 'city'), '')                        AS city,
-       nullif(trim(c.payload ->> 'post_code'), '')                   AS post_code,
-       nullif(upper(trim(c.payload ->> 'country')), '')              AS country,
-       CASE WHEN lower(coalesce(c.payload ->> 'company', 'true')) IN ('false', '0') THEN 'person' ELSE 'company' END AS kind,
-       CAST(c.payload ->> 'department_id' AS VARCHAR)                AS department,
-       c.source_updated_at,
-       concat_ws('; ',
-           CASE WHEN c.source_id IS NULL THEN 'no id' END,
-           CASE WHEN c.source_id IS NOT NULL AND b.account_id IS NULL AND c.derived_id IS NULL
-                THEN 'no account identifier (strategy ' || {identifier} || ')' END
-       ) AS reason,
-       CASE WHEN b.account_id IS NOT NULL AND c.derived_id IS DISTINCT FROM b.account_id
-            THEN 'identifier drift: bound to ' || b.account_id || ', source now gives ' || coalesce(c.derived_id, 'nothing')
-       END AS drift
-FROM _clients c
-LEFT JOIN identity.account_bindings b ON b.source_instance = {instance} AND b.source_id = c.source_id;
-
+-- Fakturownia / InvoiceOcean invoices → canonical staging rows with a `reason` ('' when clean).
+-- Placeholders: {invoices} (raw table), {instance} (quoted literal). Needs _accounts_mapped (identity.sql).
 CREATE OR REPLACE TEMP TABLE _invoices_mapped AS
 WITH src AS (
     SELECT i.record_key, i.source_id, i.payload, i.source_updated_at,
