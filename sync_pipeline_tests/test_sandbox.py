@@ -433,3 +433,16 @@ def test_malformed_demo_invoices_are_served_once_and_survive_restarts(tmp_path):
         assert len(rows) == 6 + 3
         assert {r["number"].rsplit("/", 1)[1] for r in bad} == {"DATE", "AMOUNT", "NOID"}
         assert [r for r in bad if r["number"].endswith("NOID")][0].get("id") is None
+
+
+def test_a_restart_on_the_same_port_serves_the_new_simulators_to_a_pooled_client(tmp_path):
+    """stop() closes keep-alive connections, so a client's pooled connection cannot reach the old sandbox."""
+    spec = DemoSpec(seed=5, clients=2, invoices_per_client=1, today=date(2026, 1, 15))
+    with httpx.Client() as client:
+        with Sandbox(spec=spec) as first:
+            port = int(first.url.rsplit(":", 1)[1])
+            url = f"{first.url}/sugester/app/clients.json"
+            client.post(url, json={"api_token": "sandbox-sugester-token/demo", "client": {"name": "Old"}})
+            assert len(client.get(url, params={"api_token": "sandbox-sugester-token/demo"}).json()) == 1
+        with Sandbox(spec=spec, port=port):  # empty Sugester again
+            assert client.get(url, params={"api_token": "sandbox-sugester-token/demo"}).json() == []

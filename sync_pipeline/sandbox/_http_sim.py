@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import socket
 import threading
 import time
 import traceback
@@ -355,6 +356,37 @@ def _find_mount(mounts: Mapping[str, Simulator], path: str) -> tuple[Simulator |
     return None, path
 
 
+class _Server(ThreadingHTTPServer):
+    """Remembers its open connections so stop() can close them: a keep-alive connection left open
+    would go on being served by the old handler thread, i.e. by the old simulators."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._open: set[Any] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        with self._open_lock:
+            connections = list(self._open)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 class HttpHost:
     """One ThreadingHTTPServer on one port serving several simulators under path prefixes."""
 
@@ -375,8 +407,7 @@ class HttpHost:
     def start(self) -> str:
         """Bind, serve in a daemon thread, return the base URL."""
         handler = type("Handler", (_Handler,), {"mounts": self.mounts})
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((self.host, self.port), handler)
         # A short poll interval keeps stop() fast (shutdown waits for the loop to notice).
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="sandbox-http",
                                         daemon=True)
@@ -387,6 +418,7 @@ class HttpHost:
         """Stop serving and close the socket."""
         if self._server is not None:
             self._server.shutdown()
+            self._server.close_open_connections()
             self._server.server_close()
             self._server = None
         if self._thread is not None:
