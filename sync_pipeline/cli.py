@@ -6,8 +6,10 @@ import argparse
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import warnings
 from datetime import date
 from pathlib import Path
@@ -29,7 +31,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with sandbox_if_configured(config_path) as sandbox:
         runs = run_connections(config_path, connections=args.connection or None,
                                dry_run=True if args.dry_run else None, as_of=args.as_of,
-                               log_level="INFO" if args.verbose else "WARNING")
+                               log_level="INFO" if args.verbose else "CRITICAL")
         summary = summarize(runs, config_path)
         if sandbox is not None:
             summary["sandbox"] = {"url": sandbox.url, "sugester": sandbox.sugester.record_counts(),
@@ -44,6 +46,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             sug, csb = summary["sandbox"]["sugester"], summary["sandbox"]["customersuccessbox"]
             print(f"sandbox (stopped): Sugester holds {sug.get('clients', 0)} clients and {sug.get('deals', 0)} deals; "
                   f"CustomerSuccessBox {csb.get('accounts', 0)} accounts and {csb.get('invoices', 0)} invoices")
+    if any(r.interrupted for r in runs):
+        return 130
     return 0 if summary["ok"] else 1
 
 
@@ -84,17 +88,39 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from sync_pipeline.local import ensure_dagster_home
     from sync_pipeline.status import connection_status, render
 
+    from sync_pipeline.dead_runs import close_dead_runs
+
     config_path = (args.config or default_config_path()).resolve()
     ensure_dagster_home(config_path.parent)
-    statuses = connection_status(dg.DagsterInstance.get(), load_settings(config_path, strict=False))
+    instance = dg.DagsterInstance.get()
+    close_dead_runs(instance, say=lambda line: print(line, file=sys.stderr))  # never show a dead run as Running
+    statuses = connection_status(instance, load_settings(config_path, strict=False))
     print(json.dumps(statuses, indent=2, default=str) if args.json else render(statuses))
     return 0
 
 
-def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from sync_pipeline.sandbox.server import main as sandbox_main
+def _cmd_recover(args: argparse.Namespace) -> int:
+    """Close runs whose process died (and, with --run, named runs whatever their state) so they free their pool slots."""
+    import dagster as dg
 
-    return sandbox_main(args.rest)
+    from sync_pipeline.dead_runs import close_dead_runs, force_close
+    from sync_pipeline.local import ensure_dagster_home
+
+    config_path = (args.config or default_config_path()).resolve()
+    ensure_dagster_home(config_path.parent)
+    instance = dg.DagsterInstance.get()
+    closed = close_dead_runs(instance, say=print)
+    for run_id in args.run or ():
+        print(f"sync-pipeline: {force_close(instance, run_id)}")
+    if not closed and not args.run:
+        print("no dead run: every unfinished run has a live process")
+    return 0
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from sync_pipeline.sandbox.server import serve
+
+    return serve(args)
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -104,6 +130,11 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     config_path = (args.config or default_config_path()).resolve()
     ensure_dagster_home(config_path.parent)
     os.environ["SYNC_PIPELINE_CONFIG"] = str(config_path)
+    import dagster as dg
+
+    from sync_pipeline.dead_runs import close_dead_runs
+
+    close_dead_runs(dg.DagsterInstance.get(), say=print)
     with sandbox_if_configured(config_path) as sandbox:
         if sandbox is not None:
             print(f"sandbox serving at {sandbox.url}", flush=True)
@@ -164,8 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_cmd_status)
 
-    sandbox = sub.add_parser("sandbox", help="serve the vendor simulators with demo data", add_help=False)
-    sandbox.add_argument("rest", nargs=argparse.REMAINDER)
+    from sync_pipeline.sandbox.options import add_sandbox_arguments
+
+    recover = sub.add_parser("recover", help="close runs whose process died, so they free their pool slots "
+                                             "(done automatically before every run; --run closes a run by hand)")
+    _config_arg(recover)
+    recover.add_argument("--run", action="append", metavar="RUN_ID",
+                         help="also mark this unfinished run failed and free its slots, alive or not (repeatable)")
+    recover.set_defaults(func=_cmd_recover)
+
+    sandbox = sub.add_parser("sandbox", help="serve the vendor simulators with demo data")
+    add_sandbox_arguments(sandbox)  # the same declaration as `python -m sync_pipeline.sandbox.server`
     sandbox.set_defaults(func=_cmd_sandbox)
 
     dev = sub.add_parser("dev", help="the sandbox plus the Dagster UI")
@@ -195,15 +235,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (systemd, docker stop, kill) unwinds like Ctrl-C: the sandbox saves its state, a run
+    # gives its pool slot back. Dagster maps SIGTERM to its own handler while it executes a run.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=r".*is currently in beta")  # backfill_policy: noise for users
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The console shows our summary; Dagster's step log and retry warnings only with --verbose.
+    quiet = args.command == "run" and not args.verbose
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("sync-pipeline: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

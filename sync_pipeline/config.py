@@ -1,24 +1,30 @@
 """`sync.yaml` → typed settings: `${ENV}` interpolation, validation, errors that name file and key.
 
-A secret value is never part of an error message: messages are built from the key path and the
-problem only, never from pydantic's `input_value`.
+No value from the file or the environment is ever part of an error message (a secret may sit in
+any key by mistake): messages are built from the file, the key path, the problem and the valid
+choices only. Secrets must be `${ENV_VAR}` references; duplicate keys are errors.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import types
+from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
+from sync_pipeline.sandbox.faults import FaultPlanSetting, FaultTarget
 from sync_pipeline.systems._http import RetryPolicy
 from sync_pipeline.systems.fakturownia import base_url_for as fakturownia_base_url
+from sync_pipeline.systems.fakturownia import check_account
 from sync_pipeline.systems.sugester import base_url_for as sugester_base_url
 from sync_pipeline.warehouse.currencies import ISO_4217
 
@@ -39,9 +45,53 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _CUSTOM_FIELD = re.compile(r"^(string|integer|decimal|date)([1-9]|10)$")
 
 
+class ConfigError(ValueError):
+    """The configuration file is unusable; the message names the file, the key and the problem."""
+
+
+class _At(ValueError):
+    """A problem below the key being validated: `path` continues the key path (a dict key, a list index)."""
+
+    def __init__(self, message: str, *path: str | int):
+        super().__init__(message)
+        self.path = path
+
+
+def _key_path(parts: tuple | list) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, line: int, key: Any, path: tuple):
+        where = f"in {_key_path(path)}" if path else "at the top level"
+        super().__init__(f"line {line}: duplicate key {key!r} {where}")
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML without implicit timestamps: dates reach validation as text, so a bad one is reported
-    with its key instead of crashing the parser."""
+    """YAML without implicit timestamps (dates reach validation as text, so a bad one is reported with
+    its key instead of crashing the parser) and without duplicate keys (the later one would silently win)."""
+
+    def construct_document(self, node):
+        self._paths = _node_paths(node)
+        return super().construct_document(node)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` may be overridden: that is what merge keys are for
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+            if duplicate:
+                raise _DuplicateKey(key_node.start_mark.line + 1, key, self._paths.get(id(node), ()))
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -50,8 +100,42 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-class ConfigError(ValueError):
-    """The configuration file is unusable; the message names the file, the key and the problem."""
+def _node_paths(root: yaml.Node) -> dict[int, tuple]:
+    """id(node) → its key path, for naming the mapping that holds a duplicate key."""
+    paths: dict[int, tuple] = {}
+    stack: list[tuple[yaml.Node, tuple]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in paths:
+            continue  # an alias: keep the first path (and stop on recursive ones)
+        paths[id(node)] = path
+        if isinstance(node, yaml.MappingNode):
+            stack += [(v, (*path, k.value if isinstance(k, yaml.ScalarNode) else "?")) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [(v, (*path, i)) for i, v in enumerate(node.value)]
+    return paths
+
+
+def _unresolved_allowed(value: str, info: ValidationInfo) -> bool:
+    """A `${VAR}` left in place by `load_settings(strict=False)`: checked once the environment provides it."""
+    return bool(info.context and not info.context.get("strict", True) and _ENV_REF.search(value))
+
+
+def _check_http_url(value: str | None, info: ValidationInfo) -> str | None:
+    if value is None or _unresolved_allowed(value, info):
+        return value
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 -- raises on a port that is not a number in range
+    except ValueError:
+        url = None
+    if url is None or url.scheme.lower() not in ("http", "https") or not url.hostname or re.search(r"\s", value):
+        raise ValueError("must be an absolute http(s) URL with a host, e.g. https://acme.fakturownia.pl")
+    if url.username is not None or url.password is not None:
+        raise ValueError("must be an absolute http(s) URL without credentials in it (secrets go in their own keys)")
+    if url.query or url.fragment:
+        raise ValueError("must be an absolute http(s) URL without a query or fragment")
+    return value
 
 
 class _Strict(BaseModel):
@@ -85,6 +169,8 @@ class SandboxSettings(_Strict):
     max_rps: float | None = None
     malformed_invoices: int = Field(3, ge=0)  # served among the good ones, to show the quarantine
     state_file: Path | None = Path("var/sandbox_state.json")
+    # simulator name or "*" -> FaultPlan fields, e.g. {"*": {server_error: 0.1, seed: 3}}; default: no faults
+    faults: dict[FaultTarget, FaultPlanSetting] = {}
 
 
 class RetrySettings(_Strict):
@@ -142,7 +228,7 @@ class AlertRule(_Strict):
     @classmethod
     def _numeric(cls, metric: str) -> str:
         if metric not in NUMERIC_METRICS:
-            raise ValueError(f"unknown metric {metric!r}; one of: {', '.join(sorted(NUMERIC_METRICS))}")
+            raise ValueError(f"not a numeric metric; one of: {', '.join(sorted(NUMERIC_METRICS))}")
         return metric
 
 
@@ -167,15 +253,17 @@ class MetricsSettings(_Strict):
     @classmethod
     def _iso(cls, code: str) -> str:
         if code not in ISO_4217:
-            raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+            raise ValueError("not an ISO 4217 currency code (such as PLN, EUR, USD)")
         return code
 
     @field_validator("fx_rates")
     @classmethod
     def _rates(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
-        bad = [c for c, r in rates.items() if c not in ISO_4217 or r <= 0]
-        if bad:
-            raise ValueError(f"rates must be positive and keyed by ISO 4217 codes: {', '.join(bad)}")
+        for code, rate in rates.items():
+            if code not in ISO_4217:
+                raise _At("not an ISO 4217 currency code (such as PLN, EUR, USD)", code)
+            if rate <= 0:
+                raise _At("a rate must be above 0", code)
         return rates
 
     @field_validator("alerts")
@@ -196,6 +284,18 @@ class _SystemBase(_Strict):
 
     def http_options(self) -> dict:
         return {"timeout": self.timeout_seconds, "retry": RetryPolicy(**self.retry.model_dump())}
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _check_http_url(value, info)
+
+    @field_validator("account")
+    @classmethod
+    def _label(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or _unresolved_allowed(value, info):
+            return value
+        return check_account(value)
 
     @model_validator(mode="after")
     def _needs_address(self):
@@ -251,6 +351,11 @@ class ZohoInvoiceSystem(_SystemBase):
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
 
+    @field_validator("accounts_url")
+    @classmethod
+    def _accounts_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _check_http_url(value, info)
+
     @field_validator("identifier_field")
     @classmethod
     def _api_name(cls, value: str) -> str:
@@ -303,6 +408,8 @@ class SugesterSystem(_SystemBase):
 System = Annotated[FakturowniaSystem | ZohoInvoiceSystem | SugesterSystem | CustomerSuccessBoxSystem,
                    Field(discriminator="type")]
 SourceSystem = FakturowniaSystem | ZohoInvoiceSystem
+_SYSTEM_TYPES = tuple(t for model in get_args(get_args(System)[0])
+                      for t in get_args(model.model_fields["type"].annotation))
 # The cadence of the vendor integration each target replaces (CSB's Zoho sync runs at midnight GMT).
 DEFAULT_SCHEDULE = {"sugester": "every_3_hours", "customersuccessbox": "nightly"}
 
@@ -325,21 +432,20 @@ class ConnectionSettings(_Strict):
         for field, metric in mapping.items():
             m = _CUSTOM_FIELD.match(field)
             if not m:
-                raise ValueError(f"{field!r} is not a Sugester custom field (string1..10, integer1..10, "
-                                 "decimal1..10, date1..10)")
+                raise _At("not a Sugester custom field (string1..10, integer1..10, decimal1..10, date1..10)", field)
             if metric not in METRIC_TYPES:
-                raise ValueError(f"{field}: unknown metric {metric!r}; one of: {', '.join(sorted(METRIC_TYPES))}")
+                raise _At(f"unknown metric; one of: {', '.join(sorted(METRIC_TYPES))}", field)
             kind, mtype = m.group(1), METRIC_TYPES[metric]
             if kind != "string" and kind != mtype and not (kind == "decimal" and mtype == "integer"):
-                raise ValueError(f"{field}: a {kind} field cannot hold {metric} ({mtype})")
+                raise _At(f"a {kind} field cannot hold {metric} ({mtype})", field)
         return mapping
 
     @field_validator("deal_kinds")
     @classmethod
     def _known_kinds(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(kinds) - FAKTUROWNIA_KINDS)
-        if unknown:
-            raise ValueError(f"unknown document kind(s) {', '.join(unknown)}; known: {', '.join(sorted(FAKTUROWNIA_KINDS))}")
+        for i, kind in enumerate(kinds):
+            if kind not in FAKTUROWNIA_KINDS:
+                raise _At(f"unknown document kind; known: {', '.join(sorted(FAKTUROWNIA_KINDS))}", i)
         if not kinds:
             raise ValueError("select at least one document kind")
         return kinds
@@ -359,19 +465,21 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _wire(self):
-        for name in [*self.systems, *self.connections]:
-            if not _NAME.match(name):
-                raise ValueError(f"name {name!r} must be lower case letters, digits and _ (it becomes a Dagster asset key)")
+        for section, names in (("systems", self.systems), ("connections", self.connections)):
+            for name in names:
+                if not _NAME.match(name):
+                    raise _At("a name must be lower case letters, digits and _ (it becomes a Dagster asset key)",
+                              section, name)
         for name, conn in self.connections.items():
             src, tgt = self.systems.get(conn.source), self.systems.get(conn.target)
-            if src is None:
-                raise ValueError(f"connections.{name}.source: no system named {conn.source!r}")
-            if tgt is None:
-                raise ValueError(f"connections.{name}.target: no system named {conn.target!r}")
+            # a reference is echoed only once it matches a system name, i.e. a key of this file
+            for role, system in (("source", src), ("target", tgt)):
+                if system is None:
+                    raise _At(f"no system by that name; systems: {', '.join(self.systems)}", "connections", name, role)
             if not src.is_source:
-                raise ValueError(f"connections.{name}.source: {conn.source!r} ({src.type}) cannot be a source")
+                raise _At(f"system {conn.source!r} ({src.type}) cannot be a source", "connections", name, "source")
             if tgt.is_source:
-                raise ValueError(f"connections.{name}.target: {conn.target!r} ({tgt.type}) cannot be a target")
+                raise _At(f"system {conn.target!r} ({tgt.type}) cannot be a target", "connections", name, "target")
             if conn.schedule is None:
                 object.__setattr__(conn, "schedule", DEFAULT_SCHEDULE.get(tgt.type, "every_3_hours"))
         return self
@@ -421,15 +529,73 @@ def _interpolate(node: Any, where: str, env: Mapping[str, str], strict: bool, fi
     return _ENV_REF.sub(repl, node)
 
 
+def _secret_paths(tp: Any, node: Any, path: tuple = ()) -> Iterator[tuple]:
+    """Key paths of `node` (the file as written) that hold a `SecretStr` field but no `${ENV_VAR}`
+    reference; the models say which fields are secret."""
+    origin, args = get_origin(tp), get_args(tp)
+    if tp is SecretStr:
+        if not (isinstance(node, str) and _ENV_REF.fullmatch(node)):
+            yield path
+    elif isinstance(tp, type) and issubclass(tp, BaseModel):
+        if isinstance(node, dict):
+            for name, field in tp.model_fields.items():
+                if name in node:
+                    yield from _secret_paths(field.annotation, node[name], (*path, name))
+    elif origin is Annotated:
+        yield from _secret_paths(args[0], node, path)
+    elif origin in (Union, types.UnionType):
+        if not (node is None and type(None) in args):
+            for arg in args:  # every member: a secret of any system type stays out of the file
+                yield from _secret_paths(arg, node, path)
+    elif origin is dict and isinstance(node, dict):
+        for key, value in node.items():
+            yield from _secret_paths(args[1], value, (*path, key))
+    elif origin in (tuple, list) and isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _secret_paths(args[0], value, (*path, i))
+
+
+def _error_message(e: Mapping[str, Any]) -> str:
+    if e["type"] == "union_tag_invalid":  # pydantic's message quotes the tag read from the file
+        return f"unknown type; one of: {e['ctx']['expected_tags']}"
+    msg = e["msg"].removeprefix("Value error, ")
+    value = e.get("input")
+    # a last guard: should a message quote the value after all, say only what kind of error it is
+    if isinstance(value, str) and value and (repr(value) in msg or f"'{value}'" in msg):
+        return f"invalid value ({e['type']})"
+    return msg
+
+
 def _format_errors(file: Path, err: ValidationError) -> str:
     lines = []
-    for e in err.errors(include_input=False, include_url=False):
-        loc = ".".join(str(p) for p in e["loc"])
-        # discriminated unions insert the tag into the location; drop it so the key path reads as in the file
-        loc = re.sub(r"\.(fakturownia|invoiceocean|sugester)(?=\.|$)", "", loc, count=1) if loc.startswith("systems.") else loc
-        msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{file}: {loc}: {msg}" if loc else f"{file}: {msg}")
+    for e in err.errors(include_url=False):
+        loc = list(e["loc"])
+        # a discriminated union inserts the tag into the location; drop it so the key path reads as in the file
+        if len(loc) > 2 and loc[0] == "systems" and loc[2] in _SYSTEM_TYPES:
+            del loc[2]
+        if e["type"] == "union_tag_invalid":
+            loc.append(e["ctx"]["discriminator"].strip("'"))
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, _At):
+            loc += error.path
+        where = _key_path(loc)
+        msg = _error_message(e)
+        lines.append(f"{file}: {where}: {msg}" if where else f"{file}: {msg}")
     return "\n".join(lines)
+
+
+def _yaml_error(file: Path, text: str, exc: yaml.YAMLError) -> str:
+    """The parser's complaint without the file's content: quoted fragments (tags, anchors, characters)
+    are dropped; token names such as '<block end>' and single punctuation marks stay."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        return f"{file}: not valid YAML at line {line}: a character YAML does not accept (a control character?)"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or "unreadable"
+    problem = re.sub(r"'(<[a-z ]+>|[^\w\s'])'|'[^']*'|\"[^\"]*\"",
+                     lambda m: m.group(0) if m.group(1) else "…", problem)
+    return f"{file}: not valid YAML{where}: {problem}"
 
 
 def load_settings(path: Path | str | None = None, *, env: Mapping[str, str] | None = None, strict: bool = True) -> Settings:
@@ -441,14 +607,21 @@ def load_settings(path: Path | str | None = None, *, env: Mapping[str, str] | No
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{file}: configuration file not found (set {CONFIG_ENV_VAR} or create {DEFAULT_CONFIG_NAME})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not UTF-8 text") from None
     try:
         raw = yaml.load(text, Loader=_Loader) or {}
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{file}: {exc}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise ConfigError(f"{file}: not valid YAML at {where}: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(_yaml_error(file, text, exc)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: (top level): expected a mapping with `systems` and `connections`")
+    # read as written, before interpolation: `${VAR:-default}` is a reference, a bare token is not
+    literal = list(dict.fromkeys(_secret_paths(Settings, raw)))
+    if literal:
+        raise ConfigError("\n".join(f"{file}: {_key_path(p)}: write secrets as ${{ENV_VAR}} references, not in the file"
+                                    for p in literal))
     raw = _interpolate(raw, "", env, strict, file)
     for section in ("systems", "connections"):
         items = raw.get(section)
@@ -456,6 +629,6 @@ def load_settings(path: Path | str | None = None, *, env: Mapping[str, str] | No
             raw[section] = {k: ({**v, "name": k} if isinstance(v, dict) else v) for k, v in items.items()}
     raw["path"] = file
     try:
-        return Settings.model_validate(raw)
+        return Settings.model_validate(raw, context={"strict": strict})
     except ValidationError as exc:
         raise ConfigError(_format_errors(file, exc)) from None

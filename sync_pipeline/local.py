@@ -67,6 +67,7 @@ def sandbox_if_configured(config_path: Path) -> Iterator[object | None]:
         max_rps=sb.max_rps,
         malformed_invoices=sb.malformed_invoices,
         state_file=settings.resolve_path(sb.state_file) if sb.state_file else None,
+        faults=sb.faults,
         **tokens,
     ).start()
     os.environ[SANDBOX_URL_VAR] = sandbox.url

@@ -6,18 +6,23 @@ Dagster UI shows for the same runs.
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.utils import make_new_run_id
 
 from sync_pipeline.config import ConfigError, load_settings
+from sync_pipeline.dead_runs import close_dead_runs, worker_tags
 from sync_pipeline.defs.build import build_definitions
 from sync_pipeline.defs.schedules import job_name, metrics_run_config
 from sync_pipeline.load.targets import target_entities
+from sync_pipeline.run_watch import RunWatch
 
 _LOAD_COUNTS = ("created", "updated", "adopted", "unchanged", "failed", "blocked")
 
@@ -30,24 +35,45 @@ class ConnectionRun:
     duration_seconds: float
     error: str | None
     materializations: dict[str, dict[str, Any]] = field(default_factory=dict)  # asset key → metadata values
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM
 
 
 def _metadata_values(metadata) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in metadata.items()}
 
 
-def _first_error(result) -> str | None:
+_INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+
+
+def _innermost(err):
+    # the innermost cause is what a person needs; Dagster wraps it in its own frames
+    while getattr(err, "cause", None) is not None:
+        err = err.cause
+    return err
+
+
+def _failures(result):
     for event in result.all_events:
-        if event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE") and event.event_specific_data is not None:
-            err = getattr(event.event_specific_data, "error", None)
-            if err is not None:
-                # the innermost cause is what a person needs; Dagster wraps it in its own frames
-                while getattr(err, "cause", None) is not None:
-                    err = err.cause
-                return f"{event.step_key or 'run'}: {err.message.strip()}"
-            if event.message:
-                return event.message
-    return None
+        if event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE"):
+            yield event, _innermost(getattr(event.event_specific_data, "error", None))
+
+
+def _was_interrupted(result) -> bool:
+    return any(err is not None and err.cls_name in _INTERRUPTS for _, err in _failures(result))
+
+
+def _first_error(result) -> str | None:
+    """One line for a person: the first failed step and what went wrong there, in our words."""
+    fallback = None
+    for event, err in _failures(result):
+        if err is not None and err.cls_name in _INTERRUPTS:
+            return f"{event.step_key or 'run'}: stopped by an interrupt (Ctrl-C or SIGTERM)"
+        if err is not None:
+            user = getattr(event.event_specific_data, "user_failure_data", None)
+            text = (user.description if user is not None and user.description else err.message).strip()
+            return f"{event.step_key or 'run'}: {text.splitlines()[0] if text else err.cls_name}"
+        fallback = fallback or event.message
+    return fallback
 
 
 def _entities(settings, connection: str) -> list[str]:
@@ -55,9 +81,15 @@ def _entities(settings, connection: str) -> list[str]:
     return [e.name for e in target_entities(target.type)]
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def run_connections(config_path: Path | str, *, connections: list[str] | None = None, dry_run: bool | None = None,
                     as_of: date | None = None, instance: dg.DagsterInstance | None = None,
-                    log_level: str = "WARNING") -> list[ConnectionRun]:
+                    log_level: str = "WARNING", notice: Callable[[str], None] = _stderr) -> list[ConnectionRun]:
+    """Run each connection once, in this process. Runs that died earlier are closed first, so their
+    pool slots cannot block these; `notice` gets one line for each such run and for each wait."""
     settings = load_settings(config_path)  # strict: a missing secret fails here, before any run starts
     names = connections or list(settings.connections)
     unknown = [n for n in names if n not in settings.connections]
@@ -65,6 +97,7 @@ def run_connections(config_path: Path | str, *, connections: list[str] | None = 
         raise ConfigError(f"{settings.path}: no connection named {', '.join(unknown)} (have: {', '.join(settings.connections)})")
     defs = build_definitions(config_path)
     instance = instance or dg.DagsterInstance.get()
+    close_dead_runs(instance, say=notice)
     runs = []
     for name in names:
         run_config: dict[str, Any] = metrics_run_config(as_of.isoformat() if as_of else "")
@@ -73,16 +106,25 @@ def run_connections(config_path: Path | str, *, connections: list[str] | None = 
             for entity in _entities(settings, name):
                 run_config["ops"][f"{name}__{entity}"] = {"config": {"dry_run": dry_run}}
         started = time.monotonic()
-        result = defs.resolve_job_def(job_name(name)).execute_in_process(
-            instance=instance, run_config=run_config, raise_on_error=False,
-            tags={"sync/connection": name, "sync/trigger": "cli"},
-        )
+        run_id = make_new_run_id()
+        with RunWatch(instance, run_id, say=notice) as watch:
+            result = defs.resolve_job_def(job_name(name)).execute_in_process(
+                instance=instance, run_config=run_config, raise_on_error=False, run_id=run_id,
+                tags={"sync/connection": name, "sync/trigger": "cli", **worker_tags()},
+            )
         error = None if result.success else f"connection {name}: {_first_error(result)}"
-        run = ConnectionRun(name, result.run_id, result.success, round(time.monotonic() - started, 2), error)
+        run = ConnectionRun(name, result.run_id, result.success, round(time.monotonic() - started, 2), error,
+                            interrupted=watch.interrupted or _was_interrupted(result))
         for event in result.get_asset_materialization_events():
             mat = event.event_specific_data.materialization
             run.materializations[mat.asset_key.to_user_string()] = _metadata_values(mat.metadata)
+        for event in result.all_events:  # a load step that failed part way still reports what it wrote
+            user = getattr(event.event_specific_data, "user_failure_data", None) if event.is_step_failure else None
+            if user is not None and user.metadata and event.step_key:  # op `conn__deals` is asset `conn/deals`
+                run.materializations[event.step_key.replace("__", "/")] = _metadata_values(user.metadata)
         runs.append(run)
+        if run.interrupted:
+            break  # the person asked to stop: do not start the next connection
     return runs
 
 
@@ -114,7 +156,7 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
                 entry.update(records_in=per["records_in"], staged=per["staged"], quarantined=per["quarantined"])
         connections[run.connection] = {
             "run_id": run.run_id,
-            "status": "success" if run.success else "failure",
+            "status": "success" if run.success else "interrupted" if run.interrupted else "failure",
             "duration_seconds": run.duration_seconds,
             "error": run.error,
             "target": conn.target,
@@ -143,7 +185,7 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
 def render_text(summary: dict[str, Any]) -> str:
     lines = []
     for name, c in summary["connections"].items():
-        status = "OK" if c["status"] == "success" else "FAILED"
+        status = {"success": "OK", "interrupted": "STOPPED"}.get(c["status"], "FAILED")
         lines.append(f"{name}: {status} in {c['duration_seconds']:.1f} s (run {c['run_id'][:8]})"
                      + ("  [dry run: nothing written]" if c["dry_run"] else ""))
         if c["error"]:

@@ -14,6 +14,11 @@ F_TOKEN = "sandbox-token/demo"
 S_TOKEN = "sandbox-sugester-token/demo"
 
 
+def secret_ref(value: str, var: str) -> str:
+    """sync.yaml takes secrets only as ${ENV_VAR} references: a test's token becomes the reference's default."""
+    return value if value.startswith("${") else f"${{{var}:-{value}}}"
+
+
 def write_config(tmp_path: Path, sandbox_url: str, *, deal_kinds=("vat", "vat_margin", "advance", "final", "receipt"),
                  schedule="every_3_hours", fakturownia_token=F_TOKEN, extra_system="", history_start="2025-06-01",
                  identifier="source_id", metric_fields: dict | None = None) -> Path:
@@ -29,14 +34,14 @@ def write_config(tmp_path: Path, sandbox_url: str, *, deal_kinds=("vat", "vat_ma
           fakturownia:
             type: fakturownia
             base_url: {sandbox_url}/fakturownia
-            api_token: {fakturownia_token}
+            api_token: {secret_ref(fakturownia_token, "SYNC_TEST_FAKTUROWNIA_TOKEN")}
             identifier: {identifier}
             reread_lag: 1h
             retry: {{max_attempts: 3, base_delay: 0.01, max_delay: 0.05, total_budget: 5}}
           sugester:
             type: sugester
             base_url: {sandbox_url}/sugester
-            api_token: {S_TOKEN}
+            api_token: {secret_ref(S_TOKEN, "SYNC_TEST_SUGESTER_TOKEN")}
             retry: {{max_attempts: 3, base_delay: 0.01, max_delay: 0.05, total_budget: 5}}
         {extra_system}
         connections:

@@ -36,6 +36,8 @@ def test_repository_definitions_load_through_the_defs_folder(monkeypatch):
         "fakturownia_to_sugester_schedule": ("0 */3 * * *", "UTC", "fakturownia_to_sugester_job"),
         "zoho_to_customersuccessbox_schedule": ("0 0 * * *", "UTC", "zoho_to_customersuccessbox_job"),
     }
+    sensors = {s.name: s.default_status for s in d.sensors}
+    assert sensors == {"close_dead_runs_sensor": dg.DefaultSensorStatus.RUNNING}
     checks = sorted(c.name for c in d.resolve_asset_graph().asset_check_keys)
     assert checks == ["account_unique_per_source", "fx_rates_complete", "invoice_has_account", "invoice_key_unique",
                       "no_identifier_drift", "no_negative_amount_due", "overdue_amount_matches_invoices",

@@ -29,15 +29,15 @@ def zoho_config(tmp_path, sandbox, *, per_page=200, refresh_token="sandbox-zoho-
             accounts_url: {sandbox.url}/zoho-accounts
             organization_id: "20240001"
             client_id: sandbox-zoho-client
-            client_secret: sandbox-zoho-secret
-            refresh_token: {refresh_token}
+            client_secret: ${{SYNC_TEST_ZOHO_SECRET:-sandbox-zoho-secret}}
+            refresh_token: ${{SYNC_TEST_ZOHO_REFRESH:-{refresh_token}}}
             identifier_field: cf_account_id
             per_page: {per_page}
             retry: {{max_attempts: 4, base_delay: 0.01, max_delay: 0.05, total_budget: 10}}
           csb:
             type: customersuccessbox
             base_url: {sandbox.url}/csb
-            api_key: sandbox-csb-key
+            api_key: ${{SYNC_TEST_CSB_KEY:-sandbox-csb-key}}
         connections:
           {CONN}: {{source: zoho, target: csb}}
         """))

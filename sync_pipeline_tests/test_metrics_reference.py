@@ -124,8 +124,8 @@ def write_reference_config(tmp_path, rates: dict[str, str]) -> str:
           reporting_currency: PLN
           fx_rates: {rates_yaml}
         systems:
-          src: {{type: fakturownia, base_url: "http://127.0.0.1:1", api_token: t}}
-          crm: {{type: sugester, base_url: "http://127.0.0.1:1", api_token: t}}
+          src: {{type: fakturownia, base_url: "http://127.0.0.1:1", api_token: "${{SYNC_TEST_TOKEN:-t}}"}}
+          crm: {{type: sugester, base_url: "http://127.0.0.1:1", api_token: "${{SYNC_TEST_TOKEN:-t}}"}}
         connections:
           c: {{source: src, target: crm}}
         """))

@@ -446,3 +446,26 @@ def test_a_restart_on_the_same_port_serves_the_new_simulators_to_a_pooled_client
             assert len(client.get(url, params={"api_token": "sandbox-sugester-token/demo"}).json()) == 1
         with Sandbox(spec=spec, port=port):  # empty Sugester again
             assert client.get(url, params={"api_token": "sandbox-sugester-token/demo"}).json() == []
+
+
+def test_default_today_puts_no_timestamp_or_clock_in_the_future():
+    """With `today=None` the data's "today" is yesterday (UTC): records of "today" are stamped up to
+    18:00 local time and the clocks start at its 06:00 UTC, which early in a UTC day lay in the future."""
+    from datetime import UTC, timedelta
+
+    from sync_pipeline.sandbox.zoho_demo import ZohoDemoSpec, generate_zoho
+
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)  # the bound holds at any hour of the day
+    assert DemoSpec().resolved_today() == ZohoDemoSpec().resolved_today() == midnight.date() - timedelta(days=1)
+    assert DemoSpec(today=TODAY).resolved_today() == TODAY  # an explicit day is kept as it is
+    fak = generate_fakturownia(DemoSpec(clients=300, invoices_per_client=4))
+    zoho = generate_zoho(ZohoDemoSpec(customers=300))
+    stamps = [r[k] for r in (*fak.clients, *fak.invoices, *fak.products) for k in ("created_at", "updated_at")]
+    stamps += [r[k] for r in (*zoho.contacts, *zoho.invoices, *zoho.creditnotes)
+               for k in ("created_time", "last_modified_time")]
+    latest = max(_instant(s) for s in stamps)
+    assert latest < midnight and latest.date() >= midnight.date() - timedelta(days=1)  # yesterday is populated
+    with Sandbox(spec=DemoSpec(clients=30, invoices_per_client=3)) as sb:
+        assert sb.fakturownia.clock < midnight and sb.zoho.clock < midnight
+        assert all(sim.clock <= now.replace(microsecond=0) + timedelta(seconds=1) for sim in sb.simulators.values())

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
 import socket
+import struct
+import sys
 import threading
 import time
 import traceback
@@ -16,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .faults import WRITE_METHODS, Decision, FaultPlan
 
 FAULT_KINDS = frozenset({"html_502", "html_200", "truncated", "500", "429"})
 _LOG_LIMIT = 100_000  # bounded so a long-running sandbox does not grow without limit
@@ -56,11 +61,19 @@ class Request:
 
 @dataclass
 class Response:
-    """Status, headers and raw body ready to write."""
+    """Status, headers and raw body ready to write; `reset` drops the connection instead (no answer),
+    `delay` holds the answer back that many seconds (outside the simulator's lock)."""
 
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    reset: bool = False
+    delay: float = 0.0
+
+
+def connection_reset() -> Response:
+    """What a handler returns so the client sees its connection reset by the peer and no answer."""
+    return Response(0, reset=True)
 
 
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -144,6 +157,8 @@ class Simulator:
     """Base of every vendor simulator; subclasses register routes and override `authenticate`."""
 
     name = "sim"
+    fault_eligible = True  # False for the sandbox's own meta endpoints: a fault plan never applies there
+    rate_limit_message: Any = "Too many requests"
 
     def __init__(self, *, max_rps: float | None = None, clock_start: datetime | None = None,
                  monotonic: Callable[[], float] = time.monotonic):
@@ -155,6 +170,9 @@ class Simulator:
         self._log: deque[Request] = deque(maxlen=_LOG_LIMIT)
         self._counts: Counter[tuple[str, str]] = Counter()
         self.errors: list[str] = []  # tracebacks of handler crashes, for tests to assert on
+        self._fault_plan: FaultPlan | None = None
+        self._fault_rng = random.Random(0)
+        self.faults_injected: Counter[str] = Counter()  # plan faults by kind (not the one-shot fail_next ones)
         # Simulated wall clock: deterministic, moves 1 s per change (see tick()).
         self.clock = (clock_start or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
 
@@ -186,6 +204,22 @@ class Simulator:
         with self.lock:
             self._faults.append(_Fault(re.compile(path_regex), kind, times, method and method.upper()))
 
+    def set_faults(self, plan: FaultPlan | None) -> None:
+        """Apply `plan` to every later request (None: no faults); restarts the plan's seeded sequence."""
+        if plan is not None and not isinstance(plan, FaultPlan):
+            raise TypeError("expected a FaultPlan or None")
+        if plan is not None and not self.fault_eligible:
+            raise ValueError(f"{self.name} takes no fault plan")
+        with self.lock:
+            self._fault_plan = plan if plan is not None and plan.active else None
+            # One sequence per simulator: the same seed does not make every simulator fail in step.
+            self._fault_rng = random.Random(f"{plan.seed if plan else 0}:{self.name}")
+
+    @property
+    def fault_plan(self) -> FaultPlan | None:
+        """The plan in force (None when there is none or every share is 0)."""
+        return self._fault_plan
+
     def requests(self, method: str | None = None, path: str | None = None) -> list[Request]:
         """Logged requests, optionally filtered by method and path regex (full match)."""
         with self.lock:
@@ -207,11 +241,11 @@ class Simulator:
         return {}
 
     def stats(self) -> dict[str, Any]:
-        """Request counts (total and per 'METHOD path') and record counts."""
+        """Request counts (total and per 'METHOD path'), record counts and plan faults injected by kind."""
         with self.lock:
             by_path = {f"{m} {p}": n for (m, p), n in sorted(self._counts.items())}
             return {"requests": sum(self._counts.values()), "requests_by_path": by_path,
-                    "records": self.record_counts()}
+                    "records": self.record_counts(), "faults_injected": dict(sorted(self.faults_injected.items()))}
 
     # -- persistence ------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -224,7 +258,10 @@ class Simulator:
 
     # -- dispatch ---------------------------------------------------------------
     def handle(self, req: Request) -> Response:
-        """Log, rate-limit, inject faults, authenticate and dispatch one request."""
+        """Log, rate-limit, inject faults, authenticate and dispatch one request.
+
+        One-shot `fail_next` faults take precedence; otherwise the fault plan (if any) decides, once
+        per request, whether it is refused, or which fault its answer gets once processed."""
         with self.lock:
             self._log.append(req)
             self._counts[(req.method, req.path)] += 1
@@ -236,12 +273,55 @@ class Simulator:
             fault = self._pop_fault(req)
             if fault in ("html_502", "html_200", "500", "429"):
                 return _fault_response(fault, self)
+            plan = self._fault_plan if fault is None and self.fault_eligible else None
+            decision = plan.draw(self._fault_rng, req.method, _page_of(req)) if plan is not None else None
+            if decision is not None and decision.refuse is not None:
+                self.faults_injected[decision.refuse] += 1
+                return self._refusal(decision, plan)
             response = self._dispatch(req)
             if fault == "truncated":
                 # The server did the work but the connection "lost" the second half of the body.
                 cut = response.body[: len(response.body) // 2]
                 return Response(200, cut, {"Content-Type": "application/json; charset=utf-8"})
+            if decision is not None and decision.answer:
+                response = self._spoil_answer(decision, plan, req, response)
             return response
+
+    def _refusal(self, decision: Decision, plan: FaultPlan) -> Response:
+        """The answer to a request refused by the plan (it was not processed)."""
+        kind, variant = decision.refuse, decision.variant
+        if kind == "reset":
+            return connection_reset()
+        if kind == "rate_limit":
+            return self._error(429, self.rate_limit_message, {"Retry-After": str(plan.retry_after)})
+        if kind == "html":
+            return _fault_response("html_502" if variant < 0.5 else "html_200", self)
+        status = (500, 502, 503, 0)[min(3, int(variant * 4))]  # 0: nginx's HTML 502 in front of the app
+        if status == 0:
+            return _fault_response("html_502", self)
+        return self._error(status, {500: "Internal Server Error", 502: "Bad Gateway",
+                                    503: "Service Unavailable"}[status])
+
+    def _spoil_answer(self, decision: Decision, plan: FaultPlan, req: Request, response: Response) -> Response:
+        """Apply the first drawn answer fault that fits the processed request's answer."""
+        ok = 200 <= response.status < 300 and not response.reset
+        is_json = "json" in response.headers.get("Content-Type", "")
+        for kind in decision.answer:
+            spoiled = None
+            if kind == "ghost_write" and ok and req.method in WRITE_METHODS:
+                # Stored; the answer is lost on the way back.
+                spoiled = connection_reset() if decision.variant < 0.5 else self._error(500, "Internal Server Error")
+            elif kind == "empty_page" and ok and is_json:
+                spoiled = _emptied_page(response)
+            elif kind == "truncated" and ok and is_json and len(response.body) > 1:
+                spoiled = Response(response.status, response.body[: len(response.body) // 2], dict(response.headers))
+            elif kind == "slow":
+                spoiled = Response(response.status, response.body, dict(response.headers), response.reset,
+                                   plan.slow_seconds)
+            if spoiled is not None:
+                self.faults_injected[kind] += 1
+                return spoiled
+        return response
 
     def _dispatch(self, req: Request) -> Response:
         if req.malformed:
@@ -278,6 +358,31 @@ def _matches(m: str, p: str, method: str | None, path: str | None) -> bool:
     return (method is None or m == method.upper()) and (path is None or re.fullmatch(path, p) is not None)
 
 
+def _page_of(req: Request) -> int:
+    try:
+        return int(req.arg("page") or 1)
+    except ValueError:
+        return 1
+
+
+def _emptied_page(response: Response) -> Response | None:
+    """A list answer with its rows removed (a bare array, or every list beside Zoho's page_context);
+    None when it is not a non-empty list page."""
+    try:
+        data = json.loads(response.body)
+    except ValueError:
+        return None
+    if isinstance(data, list) and data:
+        data = []
+    elif isinstance(data, dict) and "page_context" in data and any(
+            isinstance(v, list) and v for v in data.values()):
+        data = {k: [] if isinstance(v, list) else v for k, v in data.items()}
+    else:
+        return None
+    emptied = json_response(data, response.status)
+    return Response(response.status, emptied.body, dict(response.headers))
+
+
 def _fault_response(kind: str, sim: Simulator) -> Response:
     if kind == "html_502":
         return html_response("<html><head><title>502 Bad Gateway</title></head><body><center>"
@@ -286,7 +391,7 @@ def _fault_response(kind: str, sim: Simulator) -> Response:
         return html_response("<!DOCTYPE html><html><body><h1>Przerwa techniczna</h1>"
                              "<p>Serwis chwilowo niedostępny.</p></body></html>", 200)
     if kind == "429":
-        return sim._error(429, "Too many requests", {"Retry-After": "1"})
+        return sim._error(429, sim.rate_limit_message, {"Retry-After": "1"})
     return sim._error(500, "Internal Server Error")
 
 
@@ -332,12 +437,32 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _write(self, response: Response) -> None:
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
+        # The delay runs here, after the simulator released its lock, so other requests go on being
+        # served; a stopping server wakes it and drops the connection.
+        if response.delay and self.server.stopping.wait(response.delay):
+            response = connection_reset()
+        if response.reset:
+            self._reset()
+            return
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. timed out): normal
+            self.close_connection = True
+
+    def _reset(self) -> None:
+        """Close with SO_LINGER (1, 0): the kernel sends RST, so the client sees a connection reset."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.rfile.close()  # the makefile reader holds the socket open; wfile writes straight through
+        self.connection.close()
 
 
 def _parse_body(body: bytes, content_type: str) -> tuple[Any | None, bool]:
@@ -366,6 +491,13 @@ class _Server(ThreadingHTTPServer):
         super().__init__(*args, **kwargs)
         self._open: set[Any] = set()
         self._open_lock = threading.Lock()
+        self.stopping = threading.Event()  # wakes answers held back by a "slow" fault
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (timeouts, resets we injected) is part of the game, not a server error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
@@ -417,6 +549,7 @@ class HttpHost:
     def stop(self) -> None:
         """Stop serving and close the socket."""
         if self._server is not None:
+            self._server.stopping.set()
             self._server.shutdown()
             self._server.close_open_connections()
             self._server.server_close()

@@ -82,7 +82,7 @@ class DemoSpec:
     clients: int = 40
     invoices_per_client: int = 6
     months: int = 18
-    today: date | None = None  # None -> date.today() in UTC
+    today: date | None = None  # None -> yesterday in UTC (see resolved_today)
     share_paid: float = 0.55
     share_partial: float = 0.10
     share_overdue: float = 0.20
@@ -104,8 +104,17 @@ class DemoSpec:
             object.__setattr__(self, name, MappingProxyType(dict(weights)))
 
     def resolved_today(self) -> date:
-        """`today`, or the current UTC date."""
-        return self.today or datetime.now(UTC).date()
+        """`today`, or when None yesterday's UTC date.
+
+        Records of the data's "today" are stamped up to 18:00 Warsaw time and the simulators' clocks start
+        at that day's 06:00 UTC; with the current date, early in the UTC day they would lie in the future,
+        and a pipeline rightly distrusts timestamps from the future. Yesterday's are all in the past."""
+        return self.today or default_today()
+
+
+def default_today() -> date:
+    """The demo data's "today" when none is given: yesterday (UTC), so no generated timestamp is later than now."""
+    return datetime.now(UTC).date() - timedelta(days=1)
 
 
 @dataclass

@@ -8,15 +8,17 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from contextlib import ExitStack
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from ._http_sim import HttpHost, Request, Simulator
+from ._http_sim import HttpError, HttpHost, Request, Simulator
 from .csb_sim import CsbSim
 from .demo_data import DemoSpec, generate_fakturownia
 from .fakturownia_sim import FakturowniaSim
+from .faults import FAULT_KINDS, FaultPlan, parse_fault_specs, plans_from_mapping
+from .options import add_sandbox_arguments
 from .sugester_sim import SugesterSim
 from .zoho_demo import ZohoDemoSpec, generate_zoho
 from .zoho_sim import ZohoAccountsSim, ZohoInvoiceSim
@@ -26,18 +28,35 @@ _MOUNTS = {"zoho_accounts": "/zoho-accounts"}  # URL prefix per simulator where 
 
 
 class _Meta(Simulator):
-    """`/_sandbox/health` and `/_sandbox/stats`: unauthenticated, never rate-limited."""
+    """`/_sandbox/health`, `/_sandbox/stats` and `/_sandbox/faults`: unauthenticated, never rate-limited,
+    never faulty."""
 
     name = "_sandbox"
+    fault_eligible = False
 
-    def __init__(self, simulators: dict[str, Simulator]):
+    def __init__(self, sandbox: Sandbox):
         super().__init__()
         self.route("GET", r"/health", lambda req: {"ok": True}, auth=False)
         self.route("GET", r"/stats", self._stats, auth=False)
-        self._simulators = simulators
+        self.route("GET", r"/faults", self._get_faults, auth=False)
+        self.route("POST", r"/faults", self._post_faults, auth=False)
+        self._sandbox = sandbox
 
     def _stats(self, req: Request) -> dict[str, Any]:
-        return {name: sim.stats() for name, sim in self._simulators.items()}
+        return {name: sim.stats() for name, sim in self._sandbox.simulators.items()}
+
+    def _get_faults(self, req: Request) -> dict[str, Any]:
+        return {name: plan.to_dict() for name, plan in self._sandbox.fault_plans.items()}
+
+    def _post_faults(self, req: Request) -> dict[str, Any]:
+        """Replace every plan: `{"*": {"server_error": 0.1}, "sugester": {...}}`; `{}` clears them."""
+        if not isinstance(req.json, dict):
+            raise HttpError(400, 'expected a JSON object: {"<simulator or *>": {"<fault kind>": share, ...}}')
+        try:
+            self._sandbox.set_faults(req.json)
+        except ValueError as exc:
+            raise HttpError(422, str(exc)) from None
+        return self._get_faults(req)
 
 
 def malformed_fakturownia_invoices(invoices: list[dict], count: int) -> list[dict]:
@@ -63,7 +82,8 @@ class Sandbox:
                  malformed_invoices: int = 0, zoho_client_id: str = "sandbox-zoho-client",
                  zoho_client_secret: str = "sandbox-zoho-secret", zoho_refresh_token: str = "sandbox-zoho-refresh",
                  zoho_organization_id: str = "20240001", csb_api_key: str = "sandbox-csb-key",
-                 zoho_spec: ZohoDemoSpec | None = None):
+                 zoho_spec: ZohoDemoSpec | None = None,
+                 faults: Mapping[str, FaultPlan | Mapping[str, Any]] | None = None):
         self.spec = spec or DemoSpec()
         self.zoho_spec = zoho_spec or ZohoDemoSpec(today=self.spec.today)  # one "today" for every vendor
         self.state_file = Path(state_file) if state_file else None
@@ -84,6 +104,8 @@ class Sandbox:
         self.simulators: dict[str, Simulator] = {"fakturownia": self.fakturownia, "sugester": self.sugester,
                                                  "zoho_accounts": self.zoho_accounts, "zoho": self.zoho,
                                                  "csb": self.csb}
+        self.fault_plans: dict[str, FaultPlan] = {}
+        self.set_faults(faults)
         if data is not None:
             for raw in malformed_fakturownia_invoices(data.invoices, malformed_invoices):
                 self.fakturownia.inject_invoice(raw)
@@ -93,7 +115,7 @@ class Sandbox:
         saved_port = self._load(state) if restoring else None
         self._preferred_port = saved_port if port == 0 else None
         mounts = {_MOUNTS.get(name, f"/{name}"): sim for name, sim in self.simulators.items()}
-        self._host = HttpHost({**mounts, "/_sandbox": _Meta(self.simulators)}, host=host, port=port)
+        self._host = HttpHost({**mounts, "/_sandbox": _Meta(self)}, host=host, port=port)
         self.url = ""
         self._running = False
 
@@ -128,6 +150,15 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def set_faults(self, faults: Mapping[str, FaultPlan | Mapping[str, Any]] | None) -> None:
+        """Replace the fault plans: `{"fakturownia": FaultPlan(...), "*": FaultPlan(...)}`, where "*" is
+        for every simulator without its own plan; values may also be mappings of FaultPlan fields.
+        None or `{}` clears every plan. Raises ValueError (and changes nothing) on a bad name or share."""
+        plans = plans_from_mapping(faults or {})
+        for name, sim in self.simulators.items():
+            sim.set_faults(plans.get(name, plans.get("*")))
+        self.fault_plans = plans
 
     def system_urls(self) -> dict[str, str]:
         """Base URL of each vendor, e.g. {"fakturownia": "http://127.0.0.1:PORT/fakturownia", ...}.
@@ -168,23 +199,17 @@ class Sandbox:
         return state.get("port")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the sandbox in the foreground until Ctrl-C (or SIGTERM), printing URLs and tokens."""
-    parser = argparse.ArgumentParser(prog="python -m sync_pipeline.sandbox.server", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--clients", type=int, default=40)
-    parser.add_argument("--invoices-per-client", type=int, default=6)
-    parser.add_argument("--today", type=date.fromisoformat, default=None, help="YYYY-MM-DD; default: today (UTC)")
-    parser.add_argument("--max-rps", type=float, default=None)
-    parser.add_argument("--state-file", type=Path, default=None)
-    args = parser.parse_args(argv)
-
+def sandbox_from_args(args: argparse.Namespace) -> Sandbox:
+    """The (not yet started) sandbox the arguments of `add_sandbox_arguments` describe."""
     spec = DemoSpec(seed=args.seed, clients=args.clients, invoices_per_client=args.invoices_per_client,
                     today=args.today)
-    sandbox = Sandbox(spec=spec, host=args.host, port=args.port, max_rps=args.max_rps,
-                      state_file=args.state_file).start()
+    return Sandbox(spec=spec, host=args.host, port=args.port, max_rps=args.max_rps, state_file=args.state_file,
+                   faults=parse_fault_specs(args.faults))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the sandbox in the foreground until Ctrl-C (or SIGTERM), printing URLs and tokens."""
+    sandbox = sandbox_from_args(args).start()
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background (SIGINT ignored)
         signal.signal(signum, lambda *_: stopping.set())
@@ -194,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         extra = "  ".join(f"{k}={v}" for k, v in credentials.get(name, {}).items())
         print(f"  {name:<14} {url}  {extra}")
     print(f"  health         {sandbox.url}/_sandbox/health   stats: {sandbox.url}/_sandbox/stats")
+    for name, plan in sandbox.fault_plans.items():
+        shares = ", ".join(f"{k}={getattr(plan, k)}" for k in FAULT_KINDS if getattr(plan, k)) or "none"
+        print(f"  faults for {name:<9} {shares} (seed {plan.seed})")
+    print(f"  faults         GET/POST {sandbox.url}/_sandbox/faults to read or change them")
     print("Press Ctrl-C to stop.", flush=True)
     try:
         while not stopping.wait(0.5):  # a timed wait keeps signal handling responsive
@@ -201,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sandbox.stop()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sync_pipeline.sandbox.server`: the same arguments as `sync-pipeline sandbox`."""
+    parser = argparse.ArgumentParser(prog="python -m sync_pipeline.sandbox.server", description=__doc__)
+    return serve(add_sandbox_arguments(parser).parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ import re
 from bisect import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from .demo_data import paused_gc, rails_time, warsaw_offset
+from .demo_data import default_today, paused_gc, rails_time, warsaw_offset
 
 # The demo organisation's time zone is Europe/Berlin: the same EU DST rule as Warsaw, so the shared helpers apply.
 ORG_TIME_ZONE = "Europe/Berlin"
@@ -68,7 +68,7 @@ class ZohoDemoSpec:
     customers: int = 30
     invoices_per_customer: int = 5
     months: int = 14
-    today: date | None = None  # None -> the current UTC date
+    today: date | None = None  # None -> yesterday in UTC (see resolved_today)
     share_paid: float = 0.5
     share_partial: float = 0.1
     share_overdue: float = 0.2
@@ -95,8 +95,9 @@ class ZohoDemoSpec:
             raise ValueError("account_id_field must be a custom field api_name (cf_...)")
 
     def resolved_today(self) -> date:
-        """`today`, or the current UTC date."""
-        return self.today or datetime.now(UTC).date()
+        """`today`, or when None yesterday's UTC date, so no timestamp is later than the real time
+        (records of "today" are stamped up to 18:00 Berlin time)."""
+        return self.today or default_today()
 
 
 @dataclass

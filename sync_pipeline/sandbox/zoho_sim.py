@@ -208,6 +208,7 @@ class ZohoInvoiceSim(Simulator):
     """One Zoho Invoice organisation under `/invoice/v3`; takes ownership of the `data` records it is given."""
 
     name = "zoho"
+    rate_limit_message = _MINUTE_MESSAGE  # a 429 carries {"code": 44, "message": ...}
 
     def __init__(self, *, accounts: ZohoAccountsSim, organization_id: str = "20240001", data: ZohoData | None = None,
                  organization_name: str = "Sandbox Software GmbH", public_base_url: str = "",

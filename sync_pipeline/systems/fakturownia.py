@@ -19,7 +19,9 @@ _ACCOUNT = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", re.I)
 def check_account(account: str) -> str:
     """The account prefix as a single host label; rejects full hosts and URLs pasted by mistake."""
     if not isinstance(account, str) or not _ACCOUNT.match(account):
-        raise ValueError(f"account must be the bare account prefix (e.g. 'acme'), got {account!r}")
+        # the value is not echoed: it comes from the configuration, where a secret may sit by mistake
+        raise ValueError("account must be a bare subdomain label such as acme (letters, digits and inner hyphens), "
+                         "not a host name or URL")
     return account
 
 

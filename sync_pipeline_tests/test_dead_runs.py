@@ -1,0 +1,184 @@
+"""A run that died (SIGKILL) must never block the next one; a waiting run stops on SIGTERM (issue 7, defect 1)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dagster._core.instance.ref import InstanceRef
+
+from sync_pipeline.dead_runs import PID_STARTED_TAG, PID_TAG, HOST_TAG, close_dead_runs, find_dead_runs, process_started_at
+from sync_pipeline_tests.conftest import TODAY, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+def _cli(config: Path, home: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    env.pop("SYNC_SANDBOX_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sync_pipeline.cli", *args, "--config", str(config)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _claimed_slots(home: Path) -> list:
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        storage = instance.event_log_storage
+        return [slot for key in storage.get_concurrency_keys() for slot in storage.get_concurrency_info(key).claimed_slots]
+
+
+def _wait_for_slot(home: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if _claimed_slots(home):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the run never claimed a pool slot")
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(Path(__file__).parents[1].joinpath("dagster.yaml").read_text())
+    _claimed_slots(home)  # create the instance's storage now, not in two processes at once
+    return home
+
+
+@pytest.fixture
+def slow_sandbox(sandbox):
+    """Invoice lists answer after 3 s, so a run is reliably inside its extract step (holding the slot)."""
+    route = next(r for r in sandbox.fakturownia._routes if r.method == "GET" and r.pattern.pattern == r"/invoices\.json")
+    handler = route.handler
+
+    def slow(req):
+        time.sleep(3)
+        return handler(req)
+
+    route.handler = slow
+    return sandbox
+
+
+def test_a_run_killed_inside_a_step_does_not_block_the_next_run(tmp_path, slow_sandbox, home):
+    config = write_config(tmp_path, slow_sandbox.url)
+    killed = _cli(config, home, "run", "--as-of", TODAY.isoformat())
+    _wait_for_slot(home, killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert _claimed_slots(home), "the kill should have left the dead run's slot claimed"
+
+    again = _cli(config, home, "run", "--as-of", TODAY.isoformat())
+    try:
+        out, err = again.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        again.kill()
+        pytest.fail("the run after a killed run hung waiting for the dead run's pool slot")
+    assert again.returncode == 0, err
+    dead_lines = [line for line in err.splitlines() if "died without finishing" in line]
+    assert len(dead_lines) == 1 and "marked it failed and freed its pool slots" in dead_lines[0]
+    assert _claimed_slots(home) == []
+    status = _cli(config, home, "status")
+    out, _ = status.communicate(timeout=60)
+    assert "Running" not in out
+
+
+def test_sigterm_stops_a_run_waiting_for_a_slot_and_gives_its_place_back(tmp_path, slow_sandbox, home):
+    config = write_config(tmp_path, slow_sandbox.url)
+    holder = _cli(config, home, "run", "--as-of", TODAY.isoformat())
+    _wait_for_slot(home, holder)
+    holder.send_signal(signal.SIGSTOP)  # alive, holding the slot: the waiter must wait, not take it
+    try:
+        waiter = _cli(config, home, "run", "--as-of", TODAY.isoformat())
+        deadline = time.monotonic() + 60
+        lines = []
+        while time.monotonic() < deadline:
+            line = waiter.stderr.readline()
+            lines.append(line)
+            if "waiting for pool 'duckdb'" in line:
+                break
+        assert "holds it" in lines[-1], lines
+        waiter.send_signal(signal.SIGTERM)
+        try:
+            out, err = waiter.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            waiter.kill()
+            pytest.fail("a run waiting for a pool slot ignored SIGTERM")
+        assert waiter.returncode != 0
+        assert "Traceback" not in err and "Stack Trace" not in err
+    finally:
+        holder.send_signal(signal.SIGCONT)
+    out, err = holder.communicate(timeout=90)
+    assert holder.returncode == 0, err
+    assert _claimed_slots(home) == []
+
+
+def _run_with_tags(instance: dg.DagsterInstance, tags: dict[str, str], at: float | None = None) -> dg.DagsterRun:
+    @dg.op
+    def noop():
+        return None
+
+    @dg.job
+    def job():
+        noop()
+
+    run = instance.create_run_for_job(job, tags=tags)
+    instance.handle_new_event(dg.EventLogEntry(  # what a run worker records when it starts
+        error_info=None, level="DEBUG", user_message="", run_id=run.run_id, timestamp=at or time.time(),
+        dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, job_name=run.job_name, pid=os.getpid()),
+    ))
+    return instance.get_run_by_id(run.run_id)
+
+
+def test_a_live_process_is_alive_and_a_reused_pid_is_not(instance):
+    me = os.getpid()
+    started = process_started_at(me)
+    assert started is not None and started <= time.time()
+    host = os.uname().nodename
+    alive = _run_with_tags(instance, {HOST_TAG: host, PID_TAG: str(me), PID_STARTED_TAG: f"{started:.2f}"})
+    assert alive.status == dg.DagsterRunStatus.STARTED
+    assert find_dead_runs(instance) == []
+
+    # The same pid recorded long before this process started belonged to another, gone process.
+    reused = _run_with_tags(instance, {HOST_TAG: host, PID_TAG: str(me), PID_STARTED_TAG: "1000.00"}, at=1000.0)
+    dead = find_dead_runs(instance)
+    assert [d.run_id for d in dead] == [reused.run_id]
+    said = []
+    close_dead_runs(instance, say=said.append)
+    assert instance.get_run_by_id(reused.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+    assert len(said) == 1 and reused.run_id[:8] in said[0]
+
+
+def test_runs_on_another_machine_are_left_alone(instance):
+    other = _run_with_tags(instance, {HOST_TAG: "some-other-host", PID_TAG: "1", PID_STARTED_TAG: "1000.00"})
+    assert find_dead_runs(instance) == []
+    assert instance.get_run_by_id(other.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+def test_the_sensor_closes_dead_runs_started_by_the_daemon(instance):
+    from sync_pipeline.defs.sensors import close_dead_runs_sensor
+
+    # A daemon-launched run has no pid tag: its run worker is known from its RUN_START event.
+    dead = _run_with_tags(instance, {}, at=1000.0)
+    result = close_dead_runs_sensor(dg.build_sensor_context(instance=instance))
+    assert dead.run_id[:8] in result.skip_message
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert "no dead run" in close_dead_runs_sensor(dg.build_sensor_context(instance=instance)).skip_message
+
+
+def test_recover_closes_a_named_run_by_hand(instance, monkeypatch, capsys, tmp_path):
+    from sync_pipeline.dead_runs import force_close
+
+    other = _run_with_tags(instance, {HOST_TAG: "some-other-host", PID_TAG: "1", PID_STARTED_TAG: "1000.00"})
+    assert "marked failed, pool slots freed" in force_close(instance, other.run_id[:8])
+    assert instance.get_run_by_id(other.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert "no unfinished run" in force_close(instance, other.run_id[:8])
