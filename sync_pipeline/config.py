@@ -306,16 +306,15 @@ class _SystemBase(_Strict):
     has_default_address: ClassVar[bool] = False  # a system whose API host follows from other settings (Zoho's data centre)
 
 
-class FakturowniaSystem(_SystemBase):
-    """Fakturownia and InvoiceOcean: one API on two domains (VENDOR_APIS §1)."""
+class _SourceSystemBase(_SystemBase):
+    """What every source has: incremental reads go back `reread_lag` before the cursor (records change
+    after they are issued), and a record stamped more than `max_clock_skew` ahead of this machine's clock
+    is quarantined instead of moving the cursor into the future."""
 
-    type: Literal["fakturownia", "invoiceocean"]
-    api_token: SecretStr
-    identifier: Literal["source_id", "external_id", "tax_id"] = "source_id"
     reread_lag: timedelta = timedelta(hours=2)
-    per_page: int = Field(100, ge=1, le=100)
+    max_clock_skew: timedelta = timedelta(minutes=10)
 
-    @field_validator("reread_lag", mode="before")
+    @field_validator("reread_lag", "max_clock_skew", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
@@ -324,11 +323,20 @@ class FakturowniaSystem(_SystemBase):
     def is_source(self) -> bool:
         return True
 
+
+class FakturowniaSystem(_SourceSystemBase):
+    """Fakturownia and InvoiceOcean: one API on two domains (VENDOR_APIS §1)."""
+
+    type: Literal["fakturownia", "invoiceocean"]
+    api_token: SecretStr
+    identifier: Literal["source_id", "external_id", "tax_id"] = "source_id"
+    per_page: int = Field(100, ge=1, le=100)
+
     def resolved_base_url(self) -> str:
         return (self.base_url or fakturownia_base_url(self.type, self.account or "")).rstrip("/")
 
 
-class ZohoInvoiceSystem(_SystemBase):
+class ZohoInvoiceSystem(_SourceSystemBase):
     """Zoho Invoice API v3 with OAuth2 refresh tokens (VENDOR_APIS §5)."""
 
     type: Literal["zoho_invoice"]
@@ -341,15 +349,9 @@ class ZohoInvoiceSystem(_SystemBase):
     # the immutable account identifier: a Zoho contact custom field (api_name), e.g. cf_account_id
     identifier: Literal["custom_field", "source_id"] = "custom_field"
     identifier_field: str = "cf_account_id"
-    reread_lag: timedelta = timedelta(hours=2)
     per_page: int = Field(200, ge=1, le=200)
 
     has_default_address: ClassVar[bool] = True
-
-    @field_validator("reread_lag", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> timedelta:
-        return parse_duration(value)
 
     @field_validator("accounts_url")
     @classmethod
@@ -362,10 +364,6 @@ class ZohoInvoiceSystem(_SystemBase):
         if not re.match(r"^cf_[a-z0-9_]+$", value):
             raise ValueError("a Zoho custom field api_name looks like cf_account_id")
         return value
-
-    @property
-    def is_source(self) -> bool:
-        return True
 
     def resolved_base_url(self) -> str:
         from sync_pipeline.systems.zoho_invoice import urls_for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -20,14 +21,38 @@ from sync_pipeline.config import (
 SANDBOX_URL_VAR = "SYNC_SANDBOX_URL"
 
 
+_INITIALIZED = ".sync-pipeline-initialized"
+
+
+@contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    with open(lock_file, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def ensure_dagster_home(project_dir: Path) -> Path:
-    """DAGSTER_HOME defaults to var/dagster beside sync.yaml, seeded with the project's dagster.yaml."""
+    """DAGSTER_HOME defaults to var/dagster beside sync.yaml, seeded with the project's dagster.yaml. The
+    instance's storage is created here, once, under a file lock: two first-ever commands at once would
+    otherwise both create its SQLite tables and one would crash."""
     home = Path(os.environ.get("DAGSTER_HOME") or project_dir / "var" / "dagster").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    template = project_dir / "dagster.yaml"
-    if template.exists() and not (home / "dagster.yaml").exists():
-        shutil.copyfile(template, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
+    if (home / _INITIALIZED).exists():
+        return home
+    with _exclusive(home / ".sync-pipeline.lock"):
+        template = project_dir / "dagster.yaml"
+        if template.exists() and not (home / "dagster.yaml").exists():
+            shutil.copyfile(template, home / "dagster.yaml")
+        if not (home / _INITIALIZED).exists():
+            import dagster as dg
+
+            with dg.DagsterInstance.get():  # creates the storage (tables, migrations)
+                pass
+            (home / _INITIALIZED).touch()
     return home
 
 

@@ -21,10 +21,11 @@ from sync_pipeline.config import ConfigError, load_settings
 from sync_pipeline.dead_runs import close_dead_runs, worker_tags
 from sync_pipeline.defs.build import build_definitions
 from sync_pipeline.defs.schedules import job_name, metrics_run_config
+from sync_pipeline.load.apply import COUNTS as _LOAD_COUNTS
 from sync_pipeline.load.targets import target_entities
 from sync_pipeline.run_watch import RunWatch
+from sync_pipeline.status import INTERRUPTS, failure_line, innermost_error
 
-_LOAD_COUNTS = ("created", "updated", "adopted", "unchanged", "failed", "blocked")
 
 
 @dataclass
@@ -42,36 +43,23 @@ def _metadata_values(metadata) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in metadata.items()}
 
 
-_INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
-
-
-def _innermost(err):
-    # the innermost cause is what a person needs; Dagster wraps it in its own frames
-    while getattr(err, "cause", None) is not None:
-        err = err.cause
-    return err
-
-
 def _failures(result):
     for event in result.all_events:
         if event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE"):
-            yield event, _innermost(getattr(event.event_specific_data, "error", None))
+            yield event
 
 
 def _was_interrupted(result) -> bool:
-    return any(err is not None and err.cls_name in _INTERRUPTS for _, err in _failures(result))
+    return any((err := innermost_error(e)) is not None and err.cls_name in INTERRUPTS for e in _failures(result))
 
 
 def _first_error(result) -> str | None:
-    """One line for a person: the first failed step and what went wrong there, in our words."""
+    """One line for a person: the first failed step and what went wrong there."""
     fallback = None
-    for event, err in _failures(result):
-        if err is not None and err.cls_name in _INTERRUPTS:
-            return f"{event.step_key or 'run'}: stopped by an interrupt (Ctrl-C or SIGTERM)"
-        if err is not None:
-            user = getattr(event.event_specific_data, "user_failure_data", None)
-            text = (user.description if user is not None and user.description else err.message).strip()
-            return f"{event.step_key or 'run'}: {text.splitlines()[0] if text else err.cls_name}"
+    for event in _failures(result):
+        line = failure_line(event)
+        if line:
+            return line
         fallback = fallback or event.message
     return fallback
 
@@ -193,7 +181,7 @@ def render_text(summary: dict[str, Any]) -> str:
         for entity in [k for k, v in c.items() if isinstance(v, dict) and "created" in v]:
             e = c[entity]
             would = "would be " if c["dry_run"] else ""
-            extra = "".join(f", {k} {e[k]}" for k in ("adopted", "blocked") if e.get(k))
+            extra = "".join(f", {k} {e[k]}" for k in ("adopted", "unknown", "blocked") if e.get(k))
             lines.append(f"  {entity:<8} {would}created {e['created']}, {would}updated {e['updated']}, "
                          f"unchanged {e['unchanged']}, failed {e['failed']}{extra}")
             if c["dry_run"] or e.get("blocked"):

@@ -130,3 +130,17 @@ def test_persistent_503_gives_up_with_server_error():
 def test_empty_api_key_is_rejected():
     with pytest.raises(ValueError):
         CustomerSuccessBoxClient(system="csb", base_url=BASE, api_key="")
+
+
+@pytest.mark.parametrize("escape", [lambda t: t.replace("/", "\\/"), lambda t: t.replace("/", "\\u002f")])
+@pytest.mark.parametrize("body", [lambda key: {"message": f"rejected request with key {key}"},
+                                  lambda key: {"message": {"api_key": [f"{key} is not valid"]}}])
+def test_an_error_body_echoing_the_key_behind_json_escapes_leaks_nothing(escape, body):
+    # issue 7, defect 6: JSON may escape "/" as "\/"; decoding after redaction revealed the key
+    text = escape(json.dumps(body(KEY)))
+    assert KEY not in text
+    server = Server(httpx.Response(422, content=text.encode(), headers={"Content-Type": "application/json"}))
+    with pytest.raises(ValidationError) as info:
+        make_client(server).push_account(ACCOUNT)
+    assert not shows_key(info.value)
+    assert "***" in str(info.value)

@@ -182,3 +182,16 @@ def test_recover_closes_a_named_run_by_hand(instance, monkeypatch, capsys, tmp_p
     assert "marked failed, pool slots freed" in force_close(instance, other.run_id[:8])
     assert instance.get_run_by_id(other.run_id).status == dg.DagsterRunStatus.FAILURE
     assert "no unfinished run" in force_close(instance, other.run_id[:8])
+
+
+def test_two_first_ever_commands_at_once_both_work(tmp_path):
+    # Defect 7c: two first-ever runs on an empty DAGSTER_HOME raced to create its SQLite storage and one
+    # crashed with a raw sqlite3 error.
+    config = write_config(tmp_path, "http://127.0.0.1:1")
+    for attempt in range(3):
+        home = tmp_path / f"fresh_home_{attempt}"
+        procs = [_cli(config, home, "status") for _ in range(3)]
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            assert "Traceback" not in err and "sqlite3" not in err, err

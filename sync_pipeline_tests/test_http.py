@@ -314,3 +314,89 @@ def test_retry_policy_delay_is_full_jitter_capped_with_retry_after_as_floor():
     assert policy.delay(1, 7.0, rng) >= 7.0
     with pytest.raises(ValueError):
         RetryPolicy(max_attempts=0)
+
+
+# --- the shared page loop ------------------------------------------------------------------------------------
+
+from sync_pipeline.systems._http import InconsistentListingError, Page, PageLoop  # noqa: E402
+
+
+class Listing:
+    """Pages of a listing served by number; `glitches` maps a page number to the answers it gives first."""
+
+    def __init__(self, pages: list[list], *, more: bool = False, total: int | None = None,
+                 glitches: dict[int, list[list]] | None = None):
+        self.pages, self.more, self.total = pages, more, total
+        self.glitches = {k: list(v) for k, v in (glitches or {}).items()}
+        self.asked: list[int] = []
+
+    def __call__(self, n: int) -> Page:
+        self.asked.append(n)
+        if self.glitches.get(n):
+            records = self.glitches[n].pop(0)
+        else:
+            records = self.pages[n - 1] if n <= len(self.pages) else []
+        more = (n < len(self.pages)) if self.more else None
+        return Page(records, more=more, total=self.total)
+
+
+def _read(listing, per_page=2, rereads=2):
+    loop = PageLoop(system="vendor", per_page=per_page, rereads=rereads)
+    return [r for page in loop.iterate(listing, "GET /things") for r in page], loop
+
+
+def test_a_listing_ends_on_a_short_page_confirmed_by_an_empty_next_page():
+    listing = Listing([[1, 2], [3, 4], [5]])
+    records, loop = _read(listing)
+    assert records == [1, 2, 3, 4, 5] and listing.asked == [1, 2, 3, 4] and loop.pages_requested == 4
+
+
+def test_an_empty_page_in_the_middle_once_is_read_again_and_nothing_is_lost():
+    # issue 7, defect 3: `[]` for page 2 once used to end the listing there, silently
+    listing = Listing([[1, 2], [3, 4], [5]], glitches={2: [[]]})
+    records, _ = _read(listing)
+    assert records == [1, 2, 3, 4, 5]
+    assert listing.asked[:3] == [1, 2, 2]  # an empty page after a full one is read again before it is believed
+
+
+def test_an_empty_page_that_stays_empty_while_later_pages_are_not_is_an_error():
+    listing = Listing([[1, 2], [3, 4], [5]], glitches={2: [[], [], []]})
+    with pytest.raises(InconsistentListingError, match="page 2 holds 0 of 2 records but page 3 is not empty"):
+        _read(listing)
+
+
+def test_a_short_page_before_the_end_is_read_again_then_an_error():
+    glitch = Listing([[1, 2], [3, 4], [5]], glitches={1: [[1]]})
+    records, _ = _read(glitch)
+    assert sorted(set(records)) == [1, 2, 3, 4, 5]  # page 1 yielded twice: landing keeps one copy
+    persistent = Listing([[1, 2], [3, 4], [5]], glitches={1: [[1], [1], [1]]})
+    with pytest.raises(InconsistentListingError) as info:
+        _read(persistent)
+    assert "page 1 holds 1 of 2 records but page 2 is not empty" in str(info.value)
+    assert info.value.system == "vendor" and info.value.endpoint == "GET /things"
+
+
+def test_an_empty_or_short_page_while_the_server_promises_more_is_read_again_then_an_error():
+    once = Listing([[1, 2], [3, 4], [5]], more=True, glitches={2: [[]]})
+    assert _read(once)[0] == [1, 2, 3, 4, 5]
+    always = Listing([[1, 2], [3, 4], [5]], more=True, glitches={2: [[3], [3], [3]]})
+    with pytest.raises(InconsistentListingError, match="server says more pages follow"):
+        _read(always)
+
+
+def test_a_total_that_the_pages_do_not_add_up_to_is_an_error():
+    assert _read(Listing([[1, 2], [3]], total=3))[0] == [1, 2, 3]
+    with pytest.raises(InconsistentListingError, match="holds 4 records but its pages held 3"):
+        _read(Listing([[1, 2], [3]], total=4))
+
+
+def test_a_page_repeating_the_previous_one_is_an_error_not_an_endless_loop():
+    with pytest.raises(InconsistentListingError, match="repeats page 1"):
+        _read(Listing([[1, 2], [1, 2], [1, 2]]))
+
+
+def test_an_empty_first_page_is_read_once_more_before_the_listing_is_believed_empty():
+    listing = Listing([])
+    assert _read(listing)[0] == [] and listing.asked == [1, 1]
+    glitch = Listing([[1, 2], [3]], glitches={1: [[]]})
+    assert _read(glitch)[0] == [1, 2, 3]

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from sync_pipeline.systems._http import BadResponseError, ServerError
+from sync_pipeline.systems._http import BadResponseError, ServerError, ValidationError
 from sync_pipeline.systems.sugester import SugesterClient, base_url_for
 from sync_pipeline_tests.test_http import TOKEN, FakeTime, MaxJitter
 
@@ -38,6 +38,11 @@ def reply(status: int = 200, body=None):
     return lambda request: httpx.Response(status, json=body)
 
 
+def paged(*pages: list):
+    """Page N of `pages` for `page=N`, an empty array after the last."""
+    return lambda request: httpx.Response(200, json=dict(enumerate(pages, 1)).get(int(request.url.params["page"]), []))
+
+
 def test_base_url_for():
     assert base_url_for("acme") == "https://acme.sugester.pl"
     with pytest.raises(ValueError):
@@ -54,9 +59,9 @@ def test_find_client_by_external_id_returns_none_on_empty_list():
 
 def test_find_client_by_external_id_matches_exactly():
     body = [{"id": 1, "external_id": "crm-0004510"}, {"id": 2, "external_id": "crm-000451"}]
-    client, _ = make_client(reply(200, body), per_page=5)
+    client, _ = make_client(paged(body), per_page=5)
     assert client.find_client_by_external_id("crm-000451")["id"] == 2
-    client, _ = make_client(reply(200, body[:1]), per_page=5)
+    client, _ = make_client(paged(body[:1]), per_page=5)
     assert client.find_client_by_external_id("crm-000451") is None
 
 
@@ -76,10 +81,9 @@ def test_find_deal_by_external_id_pages_and_matches_as_strings():
 
 
 def test_find_deal_by_external_id_returns_none_after_last_page():
-    pages = {"1": [{"id": 1, "external_ids": {"k": "a"}}] * 2, "2": [{"id": 2, "external_ids": {"k": "b"}}]}
-    client, server = make_client(lambda r: httpx.Response(200, json=pages[r.url.params["page"]]))
+    client, server = make_client(paged([{"id": 1, "external_ids": {"k": "a"}}] * 2, [{"id": 2, "external_ids": {"k": "b"}}]))
     assert client.find_deal_by_external_id(client_id=1, key="k", value="c") is None
-    assert len(server.requests) == 2
+    assert [r.url.params["page"] for r in server.requests] == ["1", "2", "3"]  # 3: the end confirmed empty
 
 
 def test_create_client_sends_token_in_body_and_accepts_201():
@@ -126,9 +130,26 @@ def test_update_deal_path_and_non_object_reply():
 
 
 def test_iter_pages():
-    client, server = make_client(reply(200, [{"id": 1}]))
+    client, server = make_client(paged([{"id": 1}]))
     assert list(client.iter_client_pages()) == [[{"id": 1}]]
     assert list(client.iter_deal_pages(client_id=9)) == [[{"id": 1}]]
     assert "client_id" not in server.requests[0].url.params
-    assert server.requests[1].url.params["client_id"] == "9"
-    assert client.pages_requested == 2
+    assert server.requests[2].url.params["client_id"] == "9"
+    assert client.pages_requested == 4  # each short page is followed by the empty page that confirms the end
+
+
+@pytest.mark.parametrize("escape", [lambda t: t.replace("/", "\\/"), lambda t: t.replace("/", "\\u002f")])
+def test_a_422_echoing_the_token_behind_json_escapes_leaks_nothing(escape):
+    # issue 7, defect 6: the field errors were decoded after redaction, which undid "\/" and revealed the token
+    echoed = {"code": "error", "message": {"api_token": [f"- {TOKEN} jest nieprawidłowe"],
+                                           "request": [json.dumps({"api_token": TOKEN, "deal": {"name": "x"}})]}}
+    text = escape(json.dumps(echoed, ensure_ascii=False))
+    assert TOKEN not in text
+    client, _ = make_client(lambda request: httpx.Response(422, content=text.encode(),
+                                                           headers={"Content-Type": "application/json"}))
+    with pytest.raises(ValidationError) as info:
+        client.create_deal({"name": "x"})
+    exc = info.value
+    texts = [str(exc), repr(exc), exc.body_excerpt, json.dumps(exc.field_errors, ensure_ascii=False)]
+    assert not any(TOKEN in t or TOKEN.replace("/", "%2F") in t for t in texts), texts
+    assert "api_token" in exc.field_errors and "***" in exc.field_errors["api_token"][0]

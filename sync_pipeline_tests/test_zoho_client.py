@@ -108,6 +108,8 @@ def listing(root: str, *pages: list[dict]):
 def make_client(fake: ZohoFake, time_: FakeTime | None = None, **kwargs) -> ZohoInvoiceClient:
     time_ = time_ or FakeTime()
     kwargs.setdefault("retry", RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=10.0, total_budget=60.0))
+    # The fakes serve one or a few records per page: a full page, as a real listing that has more must.
+    kwargs.setdefault("per_page", 1)
     return ZohoInvoiceClient(system="zoho", api_url=API, accounts_url=ACCOUNTS, organization_id=ORG,
                              client_id=CLIENT_ID, client_secret=SECRET, refresh_token=REFRESH,
                              transport=fake.transport, sleep=time_.sleep, clock=time_.clock, rng=MaxJitter(), **kwargs)
@@ -317,7 +319,7 @@ def test_paging_stops_when_page_context_is_missing_or_page_is_repeated():
 
 def test_invoices_changed_since_send_last_modified_time_and_ascending_sort():
     fake = ZohoFake(listing("invoices", [invoice("1")]))
-    client = make_client(fake)
+    client = make_client(fake, per_page=200)
     since = datetime(2025, 6, 1, 2, 0, 0, 999, tzinfo=timezone(timedelta(hours=2)))
     list(client.iter_invoice_pages(updated_since=since))
     assert fake.params() == {"last_modified_time": "2025-06-01T00:00:00+0000", "sort_column": "last_modified_time",

@@ -28,6 +28,10 @@ def _landing_metadata(stats: LandingStats, pages: int, since) -> dict:
         "records_received": stats.received,
         "records_landed": stats.landed,
         "records_without_id": stats.without_id,
+        "duplicates_identical": stats.duplicates,
+        "superseded_in_read": stats.superseded,
+        "conflicting_duplicates": stats.conflicts,
+        "records_from_future": stats.from_future,
         "pages_requested": pages,
         "changed_since": dg.MetadataValue.text(since.isoformat() if since else "(full read)"),
         "cursor": dg.MetadataValue.text(stats.cursor.isoformat() if stats.cursor else "(none)"),
@@ -43,11 +47,12 @@ def _incremental_asset(system: SourceSystem, entity: str, asset_name: str, metho
         tags={"sync/system": name},
     )
     def _asset(context: dg.AssetExecutionContext, sync_settings: SyncSettings, duckdb: DuckDBResource):
-        lag = sync_settings.load().systems[name].reread_lag
+        current = sync_settings.load().systems[name]
         with warehouse(duckdb) as conn, sync_settings.client(name) as api:
             cursor = read_cursor(conn, name, entity)
-            since = cursor - lag if cursor else None
-            landing = RawLanding(conn, system=name, entity=entity, run_id=context.run.run_id, keys=keys)
+            since = cursor - current.reread_lag if cursor else None
+            landing = RawLanding(conn, system=name, entity=entity, run_id=context.run.run_id, keys=keys,
+                                 max_clock_skew=current.max_clock_skew)
             try:
                 for page in getattr(api, method)(updated_since=since):
                     landing.add_page(page)
@@ -80,9 +85,10 @@ def _history_asset(system: SourceSystem, history_start: date):
     def _asset(context: dg.AssetExecutionContext, sync_settings: SyncSettings, duckdb: DuckDBResource):
         window = context.partition_time_window  # a single run may cover a range of months
         date_from, date_to = window.start.date(), window.end.date() - timedelta(days=1)
+        skew = sync_settings.load().systems[name].max_clock_skew
         with warehouse(duckdb) as conn, sync_settings.client(name) as api:
             landing = RawLanding(conn, system=name, entity="invoices", run_id=context.run.run_id,
-                                 keys=RAW_KEYS[system.type]["invoices"])
+                                 keys=RAW_KEYS[system.type]["invoices"], max_clock_skew=skew)
             for page in api.iter_invoice_pages_issued_between(date_from=date_from, date_to=date_to):
                 landing.add_page(page)
             stats = landing.commit(window=(date_from, date_to))

@@ -9,7 +9,7 @@ from sync_pipeline.config import ConnectionSettings
 from sync_pipeline.defs.metrics import FINANCIAL_HEALTH, RISK_ALERTS
 from sync_pipeline.defs.resources import SyncSettings, warehouse
 from sync_pipeline.defs.staging import ACCOUNTS, INVOICES
-from sync_pipeline.load.apply import apply_plan
+from sync_pipeline.load.apply import ApplyResult, apply_plan
 from sync_pipeline.load.plan import Plan, compute_plan
 from sync_pipeline.load.targets import TargetEntity, target_entities
 
@@ -27,6 +27,17 @@ def _plan_markdown(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def _metadata(result: ApplyResult, plan: Plan, dry_run: bool) -> dict:
+    return {
+        **result.as_metadata(),
+        "dry_run": dry_run,
+        "plan": dg.MetadataValue.md(_plan_markdown(plan)),
+        "plan_examples": dg.MetadataValue.json(
+            {a: plan.examples(a) for a in ("create", "recover", "update", "blocked") if plan.counts.get(a)}),
+        "first_errors": dg.MetadataValue.text("\n".join(f"{k}: {m}" for k, m in result.errors[:5]) or "-"),
+    }
+
+
 def _load_asset(conn_cfg: ConnectionSettings, spec: TargetEntity, deps: list):
     name, entity = conn_cfg.name, spec.name
 
@@ -42,22 +53,22 @@ def _load_asset(conn_cfg: ConnectionSettings, spec: TargetEntity, deps: list):
         params = {"source": current.source, "connection": name, "dry_run": dry_run,
                   "deal_kinds": list(current.deal_kinds), "reporting": settings.metrics.reporting_currency}
         sql = spec.desired_sql(current)
-        with warehouse(duckdb) as conn, sync_settings.client(current.target) as api:
-            plan = compute_plan(conn, connection=name, entity=entity, desired_sql=sql,
-                                params={k: v for k, v in params.items() if f"${k}" in sql})
-            context.log.info(f"{name}/{entity} plan: {dict(plan.counts)}" + (" (dry run)" if dry_run else ""))
-            result = apply_plan(conn, plan, spec.writer(api), run_id=context.run.run_id, dry_run=dry_run,
-                                error_budget=current.error_budget, progress=context.log.info)
+        result = ApplyResult()
+        plan = None
+        try:
+            with warehouse(duckdb) as conn, sync_settings.client(current.target) as api:
+                plan = compute_plan(conn, connection=name, entity=entity, desired_sql=sql,
+                                    params={k: v for k, v in params.items() if f"${k}" in sql})
+                context.log.info(f"{name}/{entity} plan: {dict(plan.counts)}" + (" (dry run)" if dry_run else ""))
+                apply_plan(conn, plan, spec.writer(api), run_id=context.run.run_id, dry_run=dry_run,
+                           error_budget=current.error_budget, progress=context.log.info, result=result)
+        except Exception as exc:
+            # What was written before the failure is in the target and the ledger: say so, do not report 0.
+            raise dg.Failure(description=f"{name}/{entity}: {exc}",
+                             metadata=_metadata(result, plan, dry_run) if plan else None) from exc
         for key, message in result.errors[:5]:
-            context.log.warning(f"{name}/{entity} {key} rejected by {current.target}: {message}")
-        return dg.MaterializeResult(metadata={
-            **result.as_metadata(),
-            "dry_run": dry_run,
-            "plan": dg.MetadataValue.md(_plan_markdown(plan)),
-            "plan_examples": dg.MetadataValue.json(
-                {a: plan.examples(a) for a in ("create", "recover", "update", "blocked") if plan.counts.get(a)}),
-            "first_errors": dg.MetadataValue.text("\n".join(f"{k}: {m}" for k, m in result.errors[:5]) or "-"),
-        })
+            context.log.warning(f"{name}/{entity} {key} not written to {current.target}: {message}")
+        return dg.MaterializeResult(metadata=_metadata(result, plan, dry_run))
 
     return _asset
 

@@ -13,7 +13,7 @@ from sync_pipeline.warehouse.db import transaction
 @dataclass(frozen=True)
 class Outcome:
     our_key: str
-    action: str                # create | update | adopt | fail | plan_create | plan_update | plan_recover
+    action: str                # create | update | adopt | fail | unknown | plan_create | plan_update | plan_recover
     target_id: str | None = None
     content_hash: str | None = None
     message: str | None = None

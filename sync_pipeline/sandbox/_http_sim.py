@@ -22,7 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from .faults import WRITE_METHODS, Decision, FaultPlan
 
-FAULT_KINDS = frozenset({"html_502", "html_200", "truncated", "500", "429"})
+# One-shot faults for tests (`fail_next`). "ghost_*" process the request, then lose its answer.
+ONE_SHOT_KINDS = frozenset({"html_502", "html_200", "truncated", "500", "429", "reset", "ghost_500", "ghost_reset",
+                        "empty_page"})
 _LOG_LIMIT = 100_000  # bounded so a long-running sandbox does not grow without limit
 
 
@@ -151,6 +153,7 @@ class _Fault:
     kind: str
     remaining: int
     method: str | None
+    page: int | None = None  # only requests for this list page (the `page` query parameter, 1 when absent)
 
 
 class Simulator:
@@ -196,13 +199,15 @@ class Simulator:
             return self.clock
 
     # -- test controls ----------------------------------------------------------
-    def fail_next(self, path_regex: str, kind: str, times: int = 1, *, method: str | None = None) -> None:
-        """Make the next `times` requests whose path matches (re.search) fail in the given way."""
+    def fail_next(self, path_regex: str, kind: str, times: int = 1, *, method: str | None = None,
+                  page: int | None = None) -> None:
+        """Make the next `times` requests whose path matches (re.search) fail in the given way; with
+        `page`, only requests for that list page."""
         kind = {"html": "html_502"}.get(kind, kind)
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
+        if kind not in ONE_SHOT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(ONE_SHOT_KINDS)}")
         with self.lock:
-            self._faults.append(_Fault(re.compile(path_regex), kind, times, method and method.upper()))
+            self._faults.append(_Fault(re.compile(path_regex), kind, times, method and method.upper(), page))
 
     def set_faults(self, plan: FaultPlan | None) -> None:
         """Apply `plan` to every later request (None: no faults); restarts the plan's seeded sequence."""
@@ -273,6 +278,8 @@ class Simulator:
             fault = self._pop_fault(req)
             if fault in ("html_502", "html_200", "500", "429"):
                 return _fault_response(fault, self)
+            if fault == "reset":
+                return connection_reset()
             plan = self._fault_plan if fault is None and self.fault_eligible else None
             decision = plan.draw(self._fault_rng, req.method, _page_of(req)) if plan is not None else None
             if decision is not None and decision.refuse is not None:
@@ -283,6 +290,12 @@ class Simulator:
                 # The server did the work but the connection "lost" the second half of the body.
                 cut = response.body[: len(response.body) // 2]
                 return Response(200, cut, {"Content-Type": "application/json; charset=utf-8"})
+            if fault == "ghost_500":
+                return self._error(500, "Internal Server Error")
+            if fault == "ghost_reset":
+                return connection_reset()
+            if fault == "empty_page":
+                return _emptied_page(response) or response
             if decision is not None and decision.answer:
                 response = self._spoil_answer(decision, plan, req, response)
             return response
@@ -343,7 +356,8 @@ class Simulator:
 
     def _pop_fault(self, req: Request) -> str | None:
         for fault in self._faults:
-            if (fault.method in (None, req.method)) and fault.pattern.search(req.path):
+            if (fault.method in (None, req.method) and fault.pattern.search(req.path)
+                    and fault.page in (None, _page_of(req))):
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self._faults.remove(fault)

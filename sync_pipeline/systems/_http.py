@@ -193,12 +193,36 @@ def _secret_pattern(secrets: Sequence[str]) -> re.Pattern[str] | None:
     variants: set[str] = set()
     for secret in secrets:
         if secret:
+            json_text = jsonlib.dumps(secret)[1:-1]
             variants |= {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
-                         urllib.parse.quote(secret), jsonlib.dumps(secret)[1:-1]}
+                         urllib.parse.quote(secret), json_text, json_text.replace("/", "\\/"),
+                         jsonlib.dumps(secret, ensure_ascii=False)[1:-1]}
     if not variants:
         return None
     # Longest first so an encoded form is replaced whole; IGNORECASE also catches lower-case %2f escapes.
     return re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True)), re.I)
+
+
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def json_unescape(text: str) -> str:
+    """`\\/` and `\\uXXXX` decoded: JSON may escape any character, so a secret can hide behind escapes
+    that a pattern for its plain and usual encoded forms does not match."""
+    return _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text.replace("\\/", "/"))
+
+
+def redact_with(pattern: re.Pattern[str] | None, text: str) -> str:
+    """`text` with every match of `pattern` replaced by ***, also where JSON escapes hid a match (the
+    text is then returned with those escapes decoded)."""
+    if not text or pattern is None:
+        return text
+    out = pattern.sub("***", text)
+    if "\\" in out:
+        decoded = json_unescape(out)
+        if decoded != out and pattern.search(decoded):
+            out = pattern.sub("***", decoded)
+    return out
 
 
 def _excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -252,10 +276,9 @@ class HttpApi:
         )
 
     def redact(self, text: str) -> str:
-        """`text` with every configured secret (raw or URL/JSON-encoded) replaced by ***."""
-        if not text or self._secret_re is None:
-            return text
-        return self._secret_re.sub("***", text)
+        """`text` with every configured secret (raw, URL- or JSON-encoded, or behind JSON escapes) replaced by ***.
+        Redact again whatever is decoded from a redacted text: decoding can reveal an escaped secret."""
+        return redact_with(self._secret_re, text)
 
     def add_secrets(self, *secrets: str) -> None:
         """Redact these too from now on (secrets learnt at run time, such as freshly issued access tokens)."""
@@ -365,7 +388,7 @@ class HttpApi:
             return (None,)
         try:
             # Parse regardless of Content-Type: some endpoints label JSON as text/html or omit the header.
-            return (jsonlib.loads(content),)
+            return (parse_json(content),)
         except ValueError:  # includes UnicodeDecodeError
             pass
         status = response.status_code
@@ -391,7 +414,8 @@ class HttpApi:
         if status == 404:
             return NotFoundError(f"{head} (not found){tail}", **common)
         if status in (400, 422):
-            fields = parse_field_errors(text)
+            # decoding the body undoes escapes such as \\/ that may have hidden a secret from the first pass
+            fields = {self.redact(k): [self.redact(m) for m in v] for k, v in parse_field_errors(text).items()}
             summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in fields.items())
             detail = f" (validation failed: {_excerpt(summary, 200)})" if summary else f" (request rejected){tail}"
             return ValidationError(head + detail, field_errors=fields, **common)
@@ -401,6 +425,43 @@ class HttpApi:
         if status >= 500:
             return ServerError(f"{head} (server error){tail}", **common)
         return ApiStatusError(f"{head} (unexpected status){tail}", **common)
+
+
+_MAX_NUMBER_CHARS = 64
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _int_or_text(text: str) -> int | str:
+    # Python refuses integers over 4,300 digits with a ValueError that would fail the whole page; a number
+    # that long is no amount or id anyway: keep its text, and staging quarantines the record.
+    return int(text) if len(text) <= _MAX_NUMBER_CHARS else text
+
+
+def _float_or_text(text: str) -> float | str:
+    value = float(text) if len(text) <= _MAX_NUMBER_CHARS else math.inf
+    return value if math.isfinite(value) else text  # 1e999 would become inf, which is not JSON
+
+
+def _clean_text(value: Any) -> Any:
+    """Lone UTF-16 surrogates (from `\\ud800` escapes) cannot be stored as UTF-8: U+FFFD stands in for them,
+    which staging reports as invalid characters."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_clean_text(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean_text(k): _clean_text(v) for k, v in value.items()}
+    return value
+
+
+def parse_json(content: bytes | str) -> Any:
+    """A response body as JSON that one bad record cannot make unreadable or unstorable: numbers too long or
+    not finite (`1e999`, `NaN`) stay text, lone surrogates become U+FFFD."""
+    data = jsonlib.loads(content, parse_int=_int_or_text, parse_float=_float_or_text, parse_constant=str)
+    raw = content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass")
+    if b"\\ud" in raw or b"\\uD" in raw:  # only escapes can produce lone surrogates
+        data = _clean_text(data)
+    return data
 
 
 def parse_field_errors(text: str) -> dict[str, list[str]]:
@@ -419,6 +480,92 @@ def parse_field_errors(text: str) -> dict[str, list[str]]:
 
 def _after(attempts: int) -> str:
     return f" after {attempts} attempts" if attempts > 1 else ""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One answer of a listing: its records, and what the server says of the rest (when it says)."""
+
+    records: list
+    more: bool | None = None   # the server says more pages follow (None: it does not say; bare arrays)
+    total: int | None = None   # records in the whole listing, where the server gives it
+
+
+class InconsistentListingError(BadResponseError):
+    """The pages of one listing contradict each other even when read again: the listing was not read to its
+    end, so the extraction keeps what it got but does not move its cursor."""
+
+
+REREADS = 2  # a page that contradicts its listing is read again this many times before we give up
+
+
+class PageLoop:
+    """The one page loop of every client: pages from 1 until the end of the listing is confirmed.
+
+    A listing's end is believed only when it is consistent. A page that contradicts the listing is read
+    again (a glitch goes away) up to `rereads` times, then InconsistentListingError:
+    - an empty or short page while the server says (now, or on the page before) that more pages follow;
+    - without `more` (bare arrays), a short or empty page whose next page is not empty. That end check
+      costs one request per listing read to its end, and is made only when the caller asks for more: a
+      changed-since read that stops early never pays for it;
+    - with `total`, records that do not add up to it.
+    An empty page is read once more before it is believed, except an empty first page of a listing whose
+    server says nothing more (`more` False): a cursor read finding nothing loses nothing. A page equal to
+    the previous one means the server ignores `page`: an error, not an endless loop.
+    `pages_requested` counts every request.
+    """
+
+    def __init__(self, *, system: str, per_page: int, rereads: int = REREADS):
+        self.system, self.per_page, self.rereads = system, per_page, rereads
+        self.pages_requested = 0
+
+    def iterate(self, fetch: Callable[[int], Page], endpoint: str) -> Iterator[list]:
+        def read(n: int) -> Page:
+            self.pages_requested += 1
+            return fetch(n)
+
+        n, previous, promised, seen, tries = 1, None, False, 0, 0
+        while True:
+            page = read(n)
+            size = len(page.records)
+            if page.records and page.records == previous:
+                raise self._inconsistent(endpoint, f"page {n} repeats page {n - 1} (is `page` ignored?)", n,
+                                         page.records)
+            if (page.more or promised) and size < self.per_page and not (promised and page.more is False and size):
+                problem = (f"page {n} holds {size} of {self.per_page} records although the server says more "
+                           "pages follow")
+                if tries < self.rereads:
+                    tries += 1
+                    continue
+                raise self._inconsistent(endpoint, f"{problem}, also when read again", n, page.records)
+            if not page.records and tries == 0 and (n > 1 or page.more is None):
+                tries += 1  # an empty page is believed when it says so twice
+                continue
+            if page.records:
+                seen += len(page.records)
+                yield page.records
+            if page.more or (page.more is None and size >= self.per_page):
+                previous, promised, n, tries = page.records, bool(page.more), n + 1, 0
+                continue
+            if page.more is None and (page.records or n > 1):
+                probe = read(n + 1)  # the caller wants more: is this short or empty page really the end?
+                if probe.records:
+                    if tries < self.rereads:
+                        tries += 1  # read page n again; records it yields twice are landed once
+                        continue
+                    raise self._inconsistent(endpoint, f"page {n} holds {size} of {self.per_page} records but page "
+                                                       f"{n + 1} is not empty, also when read again", n, page.records)
+            if page.total is not None and page.total != seen:
+                raise self._inconsistent(endpoint, f"the listing says it holds {page.total} records but its pages "
+                                                   f"held {seen}", n, [])
+            return
+
+    def _inconsistent(self, endpoint: str, problem: str, n: int, sample: list) -> InconsistentListingError:
+        excerpt = _excerpt(jsonlib.dumps(sample[:1], ensure_ascii=False, default=str), 120) if sample else ""
+        return InconsistentListingError(
+            f"{self.system}: {endpoint} listing is inconsistent: {problem}; kept what was read before page {n}, "
+            "the cursor stays and the next run reads again", system=self.system, endpoint=endpoint,
+            status_code=200, body_excerpt=excerpt)
 
 
 def newest_first_since(pages: Iterable[list], since: datetime,

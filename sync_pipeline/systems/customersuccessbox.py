@@ -49,8 +49,9 @@ class CustomerSuccessBoxClient(HttpApi):
             return AuthError(f"{self.system}: {endpoint} failed with HTTP {status} (authentication rejected; check "
                              f"the API key)", **common)
         if status in (400, 422):
-            fields = parse_field_errors(text)
-            message = _body_message(text) or "; ".join(f"{k}: {', '.join(v)}" for k, v in fields.items()) or excerpt
+            # decoding may undo JSON escapes that hid a secret from the first pass: redact what is decoded too
+            fields = {self.redact(k): [self.redact(m) for m in v] for k, v in parse_field_errors(text).items()}
+            message = self.redact(_body_message(text)) or "; ".join(f"{k}: {', '.join(v)}" for k, v in fields.items()) or excerpt
             return ValidationError(f"{self.system}: {endpoint} was rejected with HTTP {status}: {message[:200]}",
                                    field_errors=fields, **common)
         return None

@@ -8,7 +8,8 @@ from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timezone
 from typing import Any
 
-from ._http import BadResponseError, HttpApi, ValidationError, newest_first_since, parse_field_errors, parse_timestamp
+from ._http import (BadResponseError, HttpApi, Page, PageLoop, ValidationError, newest_first_since, parse_field_errors,
+                    parse_timestamp)
 
 MAX_PER_PAGE = 100
 INVOICE_STATUSES = frozenset({"issued", "sent", "paid", "partial", "rejected"})
@@ -57,12 +58,12 @@ class TokenParamApi(HttpApi):
         super().__init__(system=system, base_url=base_url, secrets=secrets, **http_kwargs)
         self._api_token = api_token
         self.per_page = per_page
-        self._pages_requested = 0
+        self._pages = PageLoop(system=system, per_page=per_page)
 
     @property
     def pages_requested(self) -> int:
-        """List pages fetched so far by this client."""
-        return self._pages_requested
+        """List pages fetched so far by this client (re-reads and end checks included)."""
+        return self._pages.pages_requested
 
     def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.request_json("GET", path, params={**(params or {}), "api_token": self._api_token})
@@ -83,22 +84,14 @@ class TokenParamApi(HttpApi):
         return data
 
     def _iter_array_pages(self, path: str, params: Mapping[str, Any]) -> Iterator[list[dict]]:
-        previous: list | None = None
-        page = 1
-        while True:
+        # Bare arrays with no total and no next link: the shared loop confirms where the listing ends.
+        def fetch(page: int) -> Page:
             data = self._get(path, {**params, "page": page, "per_page": self.per_page})
-            self._pages_requested += 1
             if not isinstance(data, list):
                 raise self._bad_body(path, "expected a JSON array", data)
-            if data and data == previous:
-                # A server ignoring `page` would return the same full page forever.
-                raise self._bad_body(path, f"page {page} repeats page {page - 1} (is `page` ignored?)", data[:1])
-            if data:
-                yield data
-            if len(data) < self.per_page:
-                return
-            previous = data
-            page += 1
+            return Page(data)
+
+        return self._pages.iterate(fetch, self.endpoint_label("GET", path))
 
     def _bad_body(self, path: str, problem: str, data: Any) -> BadResponseError:
         endpoint = self.endpoint_label("GET", path)

@@ -21,6 +21,8 @@ from ._http import (
     AuthError,
     BadResponseError,
     HttpApi,
+    Page,
+    PageLoop,
     RateLimitError,
     ValidationError,
     parse_retry_after,
@@ -175,12 +177,12 @@ class ZohoInvoiceClient(HttpApi):
         self.organization_id = organization_id
         self.per_page = per_page
         self._oauth = oauth
-        self._pages_requested = 0
+        self._pages = PageLoop(system=system, per_page=per_page)
 
     @property
     def pages_requested(self) -> int:
-        """List pages fetched so far by this client."""
-        return self._pages_requested
+        """List pages fetched so far by this client (re-reads included)."""
+        return self._pages.pages_requested
 
     @property
     def token_refreshes(self) -> int:
@@ -274,21 +276,12 @@ class ZohoInvoiceClient(HttpApi):
         return self._iter_pages(path, root, params)
 
     def _iter_pages(self, path: str, root: str, params: Mapping[str, Any]) -> Iterator[list[dict]]:
-        previous: list | None = None
-        page = 1
-        while True:
+        def fetch(page: int) -> Page:
             data = self._get(path, {**params, "page": page, "per_page": self.per_page})
-            self._pages_requested += 1
             records, more = self._unwrap(path, root, data)
-            if records and records == previous:
-                # A server ignoring `page` while saying has_more_page would be paged forever.
-                raise self._bad_body(path, f"page {page} repeats page {page - 1} (is `page` ignored?)", records[:1])
-            if records:
-                yield records
-            if not more or not records:
-                return
-            previous = records
-            page += 1
+            return Page(records, more=more)
+
+        return self._pages.iterate(fetch, self.endpoint_label("GET", path))
 
     def _unwrap(self, path: str, root: str, data: Any) -> tuple[list, bool]:
         endpoint = self.endpoint_label("GET", path)

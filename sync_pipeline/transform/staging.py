@@ -7,11 +7,12 @@ every run, so for every run: records in = staged + quarantined (rejected).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import duckdb
 
 from sync_pipeline.warehouse.db import read_sql, transaction
-from sync_pipeline.warehouse.raw import RAW_KEYS, ensure_raw_table
+from sync_pipeline.warehouse.raw import DEFAULT_CLOCK_SKEW, RAW_KEYS, ensure_raw_table
 
 # Vendor type → (clients SQL producing _clients, invoices SQL producing _invoices_mapped); between the
 # two, the shared identity.sql binds account ids and produces _accounts_mapped.
@@ -34,6 +35,7 @@ class SourceSystemRef:
     type: str
     identifier: str
     identifier_field: str = ""  # the custom field holding the account id (Zoho)
+    max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW  # a record stamped later than read + this is quarantined
 
 
 @dataclass
@@ -78,17 +80,25 @@ def rebuild_unmatched_accounts(conn: duckdb.DuckDBPyConnection) -> dict[str, int
     return dict(conn.execute("SELECT problem, count(*) FROM identity.unmatched_accounts GROUP BY 1").fetchall())
 
 
+def _problems(conn: duckdb.DuckDBPyConnection, s: SourceSystemRef, tables: dict[str, str], entities: list[str]) -> None:
+    """_problems: what is wrong with the raw records of these entities, whatever the vendor (raw_problems.sql)."""
+    sql = read_sql("sync_pipeline.transform", "sql/raw_problems.sql")
+    skew = _lit(f"{int(s.max_clock_skew.total_seconds())} seconds")
+    parts = [sql.format(table=tables[e], id_key=_lit(RAW_KEYS[s.type][e].id), skew=skew) for e in entities]
+    conn.execute("CREATE OR REPLACE TEMP TABLE _problems AS " + " UNION ALL ".join(f"({p})" for p in parts))
+
+
 def _stage_system(conn: duckdb.DuckDBPyConnection, s: SourceSystemRef, run_id: str) -> dict[str, EntityCounts]:
     tables = {entity: ensure_raw_table(conn, s.name, entity) for entity in RAW_KEYS[s.type]}
     clients_sql, invoices_sql = MAPPINGS[s.type]
-    for name in (clients_sql, "sql/identity.sql", invoices_sql):
-        conn.execute(read_sql("sync_pipeline.transform", name).format(
-            **tables,
-            instance=_lit(s.name),
-            system_type=_lit(s.type),
-            identifier=_lit(s.identifier),
-            identifier_field=_lit(s.identifier_field),
-        ))
+    placeholders = dict(tables, instance=_lit(s.name), system_type=_lit(s.type), identifier=_lit(s.identifier),
+                        identifier_field=_lit(s.identifier_field))
+    _problems(conn, s, tables, ["clients"])
+    for name in (clients_sql, "sql/identity.sql"):
+        conn.execute(read_sql("sync_pipeline.transform", name).format(**placeholders))
+    _problems(conn, s, tables, [e for e in tables if e != "clients"])  # invoices (and Zoho's credit notes)
+    for name in (invoices_sql, "sql/invoice_checks.sql"):
+        conn.execute(read_sql("sync_pipeline.transform", name).format(**placeholders))
     conn.execute(f"INSERT INTO staging.accounts SELECT {_ACCOUNT_COLS} FROM _accounts_mapped WHERE reason = ''")
     conn.execute(f"INSERT INTO staging.invoices SELECT {_INVOICE_COLS} FROM _invoices_mapped WHERE reason = ''")
     for entity, table, reason_col, disposition in (

@@ -2,13 +2,19 @@
 
 Pages are buffered into a temporary table and merged in one transaction together with the
 extraction cursor, so a crash leaves either the old state or the new one, never half.
+
+A record delivered twice in one read is landed once when both copies agree; when they differ, the
+newer `updated_at` wins (the record changed while it was being paged). Two different versions with
+the same `updated_at` cannot be told apart: both are landed with a `conflict` note, and staging puts
+both in quarantine. The cursor never moves past now + `max_clock_skew`: a record stamped in the future
+would otherwise hide every real change after it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import duckdb
 import pandas as pd
@@ -16,6 +22,8 @@ import pandas as pd
 from sync_pipeline.warehouse.db import transaction
 
 _FLUSH_EVERY = 5_000
+DEFAULT_CLOCK_SKEW = timedelta(minutes=10)
+_COLUMNS = "record_key, source_id, payload, source_updated_at, issue_date, extracted_at, run_id, conflict"
 
 
 @dataclass(frozen=True)
@@ -50,26 +58,33 @@ def ensure_raw_table(conn: duckdb.DuckDBPyConnection, system: str, entity: str) 
     conn.execute(
         f"""CREATE TABLE IF NOT EXISTS {table} (
             record_key VARCHAR NOT NULL, source_id VARCHAR, payload JSON,
-            source_updated_at TIMESTAMPTZ, issue_date DATE, extracted_at TIMESTAMPTZ, run_id VARCHAR)"""
+            source_updated_at TIMESTAMPTZ, issue_date DATE, extracted_at TIMESTAMPTZ, run_id VARCHAR,
+            conflict VARCHAR)"""
     )
+    conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS conflict VARCHAR")  # files from before it existed
     return table
 
 
 @dataclass(frozen=True)
 class LandingStats:
-    received: int          # records in the pages
-    landed: int            # distinct records written (a record seen twice in one extraction lands once)
+    received: int          # records in the pages, as delivered
+    landed: int            # rows written: received − duplicates − superseded
     without_id: int        # records with no id, kept under a content hash so they reach quarantine
     replaced_window: int   # rows removed by a window delete (history partitions)
     cursor: datetime | None
+    duplicates: int = 0    # identical copies of a record delivered more than once (landed once)
+    superseded: int = 0    # older versions of a record whose newer version came in the same read
+    conflicts: int = 0     # rows landed with a `conflict` note (same id and updated_at, other content)
+    from_future: int = 0   # records stamped later than now + the clock skew (the cursor ignores them)
 
 
 class RawLanding:
     """Collects pages of raw records, then merges them into the raw table in one transaction."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, *, system: str, entity: str, run_id: str,
-                 keys: RawKeys = RawKeys()):
+                 keys: RawKeys = RawKeys(), max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW):
         self.conn, self.system, self.entity, self.run_id, self.keys = conn, system, entity, run_id, keys
+        self.max_clock_skew = max_clock_skew
         self.table = ensure_raw_table(conn, system, entity)
         self._buffer: list[str] = []
         self._received = 0
@@ -96,24 +111,49 @@ class RawLanding:
         self._flush()
         c = self.conn
         c.execute(
-            """CREATE OR REPLACE TEMP TABLE _keyed AS
+            """CREATE OR REPLACE TEMP TABLE _parsed AS
             WITH parsed AS (
-                SELECT seq, payload::JSON AS payload, nullif(trim(payload::JSON ->> $id), '') AS source_id
+                SELECT seq, payload::JSON AS payload,
+                       -- an object or a list is no id: such a record is kept by content and quarantined
+                       CASE WHEN json_type(payload::JSON -> $id) NOT IN ('OBJECT', 'ARRAY')
+                            THEN nullif(trim(payload::JSON ->> $id), '') END AS source_id
                 FROM _landing
             )
-            SELECT coalesce(source_id, 'nokey:' || md5(payload::VARCHAR)) AS record_key,
-                   source_id, payload,
+            SELECT seq, coalesce(source_id, 'nokey:' || md5(payload::VARCHAR)) AS record_key, source_id, payload,
+                   md5(payload::VARCHAR) AS content,
                    TRY_CAST(payload ->> $updated_at AS TIMESTAMPTZ) AS source_updated_at,
-                   TRY_CAST(payload ->> $issue_date AS DATE) AS issue_date,
-                   now() AS extracted_at, $run_id AS run_id
-            FROM parsed
-            QUALIFY row_number() OVER (PARTITION BY record_key ORDER BY source_updated_at DESC NULLS LAST, seq DESC) = 1""",
-            {"run_id": self.run_id, "id": self.keys.id, "updated_at": self.keys.updated_at,
-             "issue_date": self.keys.issue_date},
+                   TRY_CAST(payload ->> $issue_date AS DATE) AS issue_date
+            FROM parsed""",
+            {"id": self.keys.id, "updated_at": self.keys.updated_at, "issue_date": self.keys.issue_date},
         )
-        (landed, without_id, newest) = c.execute(
-            "SELECT count(*), count(*) FILTER (WHERE source_id IS NULL), max(source_updated_at) FROM _keyed"
+        # The newest version of each record; among equally new versions, one row per distinct content.
+        c.execute(
+            """CREATE OR REPLACE TEMP TABLE _keyed AS
+            WITH newest AS (
+                SELECT * FROM _parsed
+                QUALIFY dense_rank() OVER (PARTITION BY record_key ORDER BY source_updated_at DESC NULLS LAST) = 1
+            ), versions AS (
+                SELECT * FROM newest QUALIFY row_number() OVER (PARTITION BY record_key, content ORDER BY seq DESC) = 1
+            )
+            SELECT record_key, source_id, payload, source_updated_at, issue_date, now() AS extracted_at,
+                   $run_id AS run_id,
+                   CASE WHEN count(*) OVER (PARTITION BY record_key) > 1
+                        THEN 'conflicting duplicate: id ' || coalesce(source_id, record_key) || ' came '
+                             || count(*) OVER (PARTITION BY record_key)
+                             || ' times in one read with different content and the same updated_at' END AS conflict
+            FROM versions""",
+            {"run_id": self.run_id},
+        )
+        (landed, without_id, newest, conflicts, future) = c.execute(
+            """SELECT count(*), count(*) FILTER (WHERE source_id IS NULL),
+                      max(source_updated_at) FILTER (WHERE source_updated_at <= now() + $skew),
+                      count(*) FILTER (WHERE conflict IS NOT NULL),
+                      count(*) FILTER (WHERE source_updated_at > now() + $skew)
+               FROM _keyed""", {"skew": self.max_clock_skew},
         ).fetchone()
+        (distinct_versions,) = c.execute("SELECT count(*) FROM (SELECT DISTINCT record_key, content FROM _parsed)").fetchone()
+        duplicates = self._received - distinct_versions
+        superseded = distinct_versions - landed
         replaced = 0
         with transaction(c):
             if window is not None:
@@ -122,7 +162,7 @@ class RawLanding:
                 ).fetchone()
                 c.execute(f"DELETE FROM {self.table} WHERE issue_date BETWEEN ? AND ?", list(window))
             c.execute(f"DELETE FROM {self.table} WHERE record_key IN (SELECT record_key FROM _keyed)")
-            c.execute(f"INSERT INTO {self.table} SELECT * FROM _keyed")
+            c.execute(f"INSERT INTO {self.table} ({_COLUMNS}) SELECT {_COLUMNS} FROM _keyed")
             cursor = read_cursor(c, self.system, self.entity)
             if advance_cursor and newest is not None and (cursor is None or newest > cursor):
                 cursor = newest
@@ -131,8 +171,10 @@ class RawLanding:
                     [self.system, self.entity, cursor, self.run_id],
                 )
         c.execute("DROP TABLE IF EXISTS _keyed")
+        c.execute("DROP TABLE IF EXISTS _parsed")
         c.execute("DELETE FROM _landing")
-        return LandingStats(self._received, landed, without_id, replaced, cursor)
+        return LandingStats(self._received, landed, without_id, replaced, cursor, duplicates, superseded, conflicts,
+                            future)
 
 
 def read_cursor(conn: duckdb.DuckDBPyConnection, system: str, entity: str) -> datetime | None:

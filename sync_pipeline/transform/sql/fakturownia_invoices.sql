@@ -55,19 +55,19 @@ SELECT t.record_key, t.source_id, t.payload, t.source_updated_at,
            CASE WHEN t.client_source_id IS NOT NULL AND a.account_id IS NULL
                 THEN 'client ' || t.client_source_id || ' is not a staged account' END,
            CASE WHEN t.issue_date_text IS NULL THEN 'missing issue_date'
-                WHEN t.issue_date IS NULL THEN 'impossible issue_date ''' || t.issue_date_text || '''' END,
+                WHEN t.issue_date IS NULL THEN 'impossible issue_date ' || quote_value(t.issue_date_text) END,
            CASE WHEN t.due_date_text IS NOT NULL AND t.due_date IS NULL
-                THEN 'impossible payment_to ''' || t.due_date_text || '''' END,
+                THEN 'impossible payment_to ' || quote_value(t.due_date_text) END,
            CASE WHEN t.paid_date_text IS NOT NULL AND t.paid_date IS NULL
-                THEN 'impossible paid_date ''' || t.paid_date_text || '''' END,
+                THEN 'impossible paid_date ' || quote_value(t.paid_date_text) END,
            CASE WHEN t.gross_text IS NULL THEN 'missing price_gross'
-                WHEN t.total_gross IS NULL THEN 'unparseable price_gross ''' || t.gross_text || '''' END,
+                WHEN t.total_gross IS NULL THEN 'unparseable price_gross ' || quote_value(t.gross_text) END,
            CASE WHEN t.net_text IS NOT NULL AND t.total_net IS NULL
-                THEN 'unparseable price_net ''' || t.net_text || '''' END,
-           CASE WHEN t.paid_amount IS NULL THEN 'unparseable paid ''' || t.paid_text || '''' END,
+                THEN 'unparseable price_net ' || quote_value(t.net_text) END,
+           CASE WHEN t.paid_amount IS NULL THEN 'unparseable paid ' || quote_value(t.paid_text) END,
            CASE WHEN t.currency IS NULL THEN 'missing currency'
-                WHEN t.currency NOT IN (SELECT code FROM meta.currencies) THEN 'unknown currency ''' || t.currency || '''' END,
-           CASE WHEN t.status IS NULL THEN 'unknown status ''' || coalesce(t.source_status, '') || '''' END
+                WHEN t.currency NOT IN (SELECT code FROM meta.currencies) THEN 'unknown currency ' || quote_value(t.currency) END,
+           CASE WHEN t.status IS NULL THEN 'unknown status ' || quote_value(coalesce(t.source_status, '')) END
        ) AS reason
 FROM typed t
 LEFT JOIN _accounts_mapped a

@@ -55,18 +55,18 @@ SELECT t.record_key, t.source_id, t.payload, t.source_updated_at,
            CASE WHEN t.client_source_id IS NOT NULL AND a.account_id IS NULL
                 THEN 'customer ' || t.client_source_id || ' is not a matched account' END,
            CASE WHEN t.issue_date_text IS NULL THEN 'missing date'
-                WHEN t.issue_date IS NULL THEN 'impossible date ''' || t.issue_date_text || '''' END,
+                WHEN t.issue_date IS NULL THEN 'impossible date ' || quote_value(t.issue_date_text) END,
            CASE WHEN t.due_date_text IS NOT NULL AND t.due_date IS NULL
-                THEN 'impossible due_date ''' || t.due_date_text || '''' END,
+                THEN 'impossible due_date ' || quote_value(t.due_date_text) END,
            CASE WHEN t.paid_date_text IS NOT NULL AND t.paid_date IS NULL
-                THEN 'impossible last_payment_date ''' || t.paid_date_text || '''' END,
+                THEN 'impossible last_payment_date ' || quote_value(t.paid_date_text) END,
            CASE WHEN t.gross_text IS NULL THEN 'missing total'
-                WHEN t.total IS NULL THEN 'unparseable total ''' || t.gross_text || '''' END,
+                WHEN t.total IS NULL THEN 'unparseable total ' || quote_value(t.gross_text) END,
            CASE WHEN t.balance_text IS NOT NULL AND t.balance IS NULL
-                THEN 'unparseable balance ''' || t.balance_text || '''' END,
+                THEN 'unparseable balance ' || quote_value(t.balance_text) END,
            CASE WHEN t.currency IS NULL THEN 'missing currency_code'
-                WHEN t.currency NOT IN (SELECT code FROM meta.currencies) THEN 'unknown currency ''' || t.currency || '''' END,
-           CASE WHEN t.status IS NULL THEN 'unknown status ''' || coalesce(t.source_status, '') || '''' END
+                WHEN t.currency NOT IN (SELECT code FROM meta.currencies) THEN 'unknown currency ' || quote_value(t.currency) END,
+           CASE WHEN t.status IS NULL THEN 'unknown status ' || quote_value(coalesce(t.source_status, '')) END
        ) AS reason
 FROM typed t
 LEFT JOIN _accounts_mapped a

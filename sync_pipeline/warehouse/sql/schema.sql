@@ -10,6 +10,11 @@ CREATE SCHEMA IF NOT EXISTS meta;
 
 CREATE TABLE IF NOT EXISTS meta.currencies (code VARCHAR PRIMARY KEY);
 
+-- A value quoted in a quarantine reason: at most 40 characters of it, and its length when cut (a record
+-- may carry a 1 MB "number"; the reason must stay readable).
+CREATE OR REPLACE TEMP MACRO quote_value(x) AS
+    '''' || left(x, 40) || CASE WHEN length(x) > 40 THEN '…'' (' || length(x) || ' characters)' ELSE '''' END;
+
 -- Incremental extraction cursors: the newest source `updated_at` seen per system and entity.
 CREATE TABLE IF NOT EXISTS sync.cursors (
     system      VARCHAR NOT NULL,
@@ -185,7 +190,7 @@ CREATE TABLE IF NOT EXISTS sync.log (
     connection  VARCHAR NOT NULL,
     entity      VARCHAR NOT NULL,
     our_key     VARCHAR NOT NULL,
-    action      VARCHAR NOT NULL,     -- create | update | adopt | fail | plan_create | plan_update
+    action      VARCHAR NOT NULL,     -- create | update | adopt | fail | unknown | plan_create | plan_update
     target_id   VARCHAR,
     dry_run     BOOLEAN NOT NULL DEFAULT false,
     message     VARCHAR
