@@ -23,8 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 from .faults import WRITE_METHODS, Decision, FaultPlan
 
 # One-shot faults for tests (`fail_next`). "ghost_*" process the request, then lose its answer.
-ONE_SHOT_KINDS = frozenset({"html_502", "html_200", "truncated", "500", "429", "reset", "ghost_500", "ghost_reset",
-                        "empty_page"})
+ONE_SHOT_KINDS = frozenset({"html_502", "html_200", "truncated", "500", "429", "422", "reset", "ghost_500",
+                            "ghost_reset", "empty_page"})
 _LOG_LIMIT = 100_000  # bounded so a long-running sandbox does not grow without limit
 
 
@@ -161,6 +161,7 @@ class Simulator:
 
     name = "sim"
     fault_eligible = True  # False for the sandbox's own meta endpoints: a fault plan never applies there
+    echo_requests = False  # error answers quote the request back (see handle)
     rate_limit_message: Any = "Too many requests"
 
     def __init__(self, *, max_rps: float | None = None, clock_start: datetime | None = None,
@@ -266,7 +267,13 @@ class Simulator:
         """Log, rate-limit, inject faults, authenticate and dispatch one request.
 
         One-shot `fail_next` faults take precedence; otherwise the fault plan (if any) decides, once
-        per request, whether it is refused, or which fault its answer gets once processed."""
+        per request, whether it is refused, or which fault its answer gets once processed. With
+        `echo_requests`, error answers quote the whole request back (credentials included), JSON-escaped
+        the way some servers do ("/" as "\\/"): the secret audit's worst case."""
+        response = self._handle(req)
+        return _with_request_echoed(response, req) if self.echo_requests else response
+
+    def _handle(self, req: Request) -> Response:
         with self.lock:
             self._log.append(req)
             self._counts[(req.method, req.path)] += 1
@@ -280,6 +287,8 @@ class Simulator:
                 return _fault_response(fault, self)
             if fault == "reset":
                 return connection_reset()
+            if fault == "422":
+                return self._error(422, {"base": ["- rejected by the sandbox (fail_next)"]})
             plan = self._fault_plan if fault is None and self.fault_eligible else None
             decision = plan.draw(self._fault_rng, req.method, _page_of(req)) if plan is not None else None
             if decision is not None and decision.refuse is not None:
@@ -366,6 +375,29 @@ class Simulator:
 
     def _error(self, status: int, message: Any, headers: Mapping[str, str] | None = None) -> Response:
         return json_response(self.error_body(status, message), status, headers)
+
+
+def _with_request_echoed(response: Response, req: Request) -> Response:
+    """An error answer (a 4xx/5xx, or a 200 whose JSON object has an "error") with the request quoted in it."""
+    if response.reset or "json" not in response.headers.get("Content-Type", ""):
+        return response
+    try:
+        data = json.loads(response.body)
+    except ValueError:
+        return response
+    if response.status < 400 and not (isinstance(data, dict) and "error" in data):
+        return response
+    body = req.json if req.json is not None else req.body.decode("utf-8", "replace")
+    # Credentials first (the header, the query, the body), where even a short excerpt would show them.
+    echo = {"authorization": req.headers.get("authorization"), "query": req.query, "body": body,
+            "method": req.method, "path": req.path, "headers": req.headers}
+    # First, so a client quoting the start of the body quotes it; and inside Rails field errors, so a client
+    # summarising them quotes it too.
+    data = {"request": echo, **data} if isinstance(data, dict) else {"request": echo, "error": data}
+    if isinstance(data.get("message"), dict):
+        data["message"] = {**data["message"], "request": [json.dumps(echo, ensure_ascii=False)]}
+    text = json.dumps(data, ensure_ascii=False).replace("/", "\\/")
+    return Response(response.status, text.encode(), dict(response.headers), response.reset, response.delay)
 
 
 def _matches(m: str, p: str, method: str | None, path: str | None) -> bool:

@@ -1,0 +1,101 @@
+"""With 10 % 5xx, 10 % 429, 5 % connection resets and 2 % ghost writes on every simulator, repeated runs
+converge to exactly the fault-free result: the same records in every target, field by field (issue 7)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sync_pipeline.sandbox.demo_data import DemoSpec
+from sync_pipeline.sandbox.faults import FaultPlan
+from sync_pipeline.sandbox.server import Sandbox
+from sync_pipeline.sandbox.snapshot import differences, duplicates, target_records
+from sync_pipeline.sandbox.zoho_demo import ZohoDemoSpec
+from sync_pipeline_tests.conftest import TODAY, run_sync
+
+pytestmark = pytest.mark.e2e
+FX_RATES = Path(__file__).resolve().parents[1] / "sync_pipeline" / "sandbox" / "fx_rates.csv"
+# Retry-After 0: the test waits no wall-clock seconds for 429s; the retry path is the same.
+FAULTS = FaultPlan(server_error=0.10, rate_limit=0.10, reset=0.05, ghost_write=0.02, retry_after=0, seed=7)
+MAX_RUNS = 8
+
+
+def both_connections(tmp_path: Path, url: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    retry = "{max_attempts: 6, base_delay: 0.01, max_delay: 0.05, total_budget: 20}"
+    path = tmp_path / "sync.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        warehouse: {{path: {tmp_path / 'warehouse.duckdb'}}}
+        metrics: {{reporting_currency: PLN, fx_rates_csv: {FX_RATES}}}
+        systems:
+          fakturownia:
+            type: fakturownia
+            base_url: {url}/fakturownia
+            api_token: ${{T1:-sandbox-token/demo}}
+            retry: {retry}
+          sugester:
+            type: sugester
+            base_url: {url}/sugester
+            api_token: ${{T2:-sandbox-sugester-token/demo}}
+            retry: {retry}
+          zoho:
+            type: zoho_invoice
+            base_url: {url}/zoho/invoice/v3
+            accounts_url: {url}/zoho-accounts
+            organization_id: "20240001"
+            client_id: sandbox-zoho-client
+            client_secret: ${{T3:-sandbox-zoho-secret}}
+            refresh_token: ${{T4:-sandbox-zoho-refresh}}
+            retry: {retry}
+          csb:
+            type: customersuccessbox
+            base_url: {url}/csb
+            api_key: ${{T5:-sandbox-csb-key}}
+            retry: {retry}
+        connections:
+          fakturownia_to_sugester: {{source: fakturownia, target: sugester, history_start: 2025-06-01}}
+          zoho_to_customersuccessbox: {{source: zoho, target: csb}}
+        """))
+    return path
+
+
+def sandbox(faults: FaultPlan | None) -> Sandbox:
+    return Sandbox(spec=DemoSpec(seed=5, clients=12, invoices_per_client=5, months=12, today=TODAY),
+                   zoho_spec=ZohoDemoSpec(customers=12, invoices_per_customer=4, today=TODAY),
+                   malformed_invoices=3, faults={"*": faults} if faults else None)
+
+
+def nothing_left_to_write(summary: dict) -> bool:
+    return summary["ok"] and all(
+        entity[k] == 0 for conn in summary["connections"].values() for entity in conn.values()
+        if isinstance(entity, dict) and "created" in entity for k in ("created", "updated", "unknown", "failed"))
+
+
+def test_repeated_runs_under_faults_converge_to_the_fault_free_result(tmp_path, instance):
+    with sandbox(None) as clean:
+        runs, summary = run_sync(both_connections(tmp_path / "clean", clean.url), instance)
+        assert summary["ok"], [r.error for r in runs]
+        expected = target_records(clean)
+    assert sum(len(v) for v in expected.values()) > 100
+
+    with sandbox(FAULTS) as faulty:
+        config = both_connections(tmp_path / "faulty", faulty.url)
+        history = []
+        for _ in range(MAX_RUNS):
+            runs, summary = run_sync(config, instance)
+            history.append([r.error or "ok" for r in runs])
+            if nothing_left_to_write(summary):
+                break
+        got = target_records(faulty)
+        injected = {name: dict(sim.faults_injected) for name, sim in faulty.simulators.items()}
+
+    print(f"runs: {len(history)} {history}; faults injected: {injected}; "
+          f"records compared: {sum(len(v) for v in expected.values())}")
+    assert nothing_left_to_write(summary), history
+    assert len(history) >= 2  # the faults did bite: the first run could not finish everything
+    assert duplicates(got) == {}
+    assert differences(expected, got) == []
+    for kind in ("server_error", "rate_limit", "reset", "ghost_write"):
+        assert sum(c.get(kind, 0) for c in injected.values()) > 0, (kind, injected)
