@@ -13,6 +13,7 @@ from typing import Any
 from ._http_sim import HttpError, Request, Response, Simulator, html_response, json_response, page_args, paginate
 from .demo_data import (NUMBER_PREFIX, FakturowniaData, decimal_str, invoice_template, paused_gc, rails_time,
                         token_for)
+from .verbatim import verbatim_response
 
 BLANK = "- nie może być puste"
 INVALID = "- jest nieprawidłowe"
@@ -54,15 +55,31 @@ class FakturowniaSim(Simulator):
         self.invoices: dict[int, dict] = {i["id"]: i for i in data.invoices}
         self.products: dict[int, dict] = {p["id"]: p for p in data.products}
         self.injected: list[dict] = []
+        self.injected_clients: list[Any] = []
+        self._list_answers: dict[str, list[Response]] = {"clients": [], "invoices": []}
         self.today: date = data.today or self.clock.date()
         self._reset_indexes()
         self._register()
 
     # -- test and demo controls ---------------------------------------------------------------
-    def inject_invoice(self, raw: dict) -> None:
-        """Serve `raw` verbatim, after the normal records, in every invoice list (and by id if it has one)."""
+    def inject_invoice(self, raw: Any) -> None:
+        """Serve `raw` verbatim (any JSON value; RawJson for literals Python cannot write), after the normal
+        records, in every invoice list (and by id if it has one)."""
         with self.lock:
             self.injected.append(raw)
+
+    def inject_client(self, raw: Any) -> None:
+        """Serve `raw` verbatim (any JSON value; RawJson for literals Python cannot write), after the normal
+        clients, in every client list without a filter."""
+        with self.lock:
+            self.injected_clients.append(raw)
+
+    def answer_next_list(self, entity: str, body: bytes, *, times: int = 1,
+                         content_type: str = "application/json; charset=utf-8") -> None:
+        """Answer the next `times` lists of `entity` ("clients" or "invoices") with HTTP 200 and `body` as
+        is: an object where an array belongs, a page in another encoding, whatever a broken proxy sends."""
+        with self.lock:
+            self._list_answers[entity].extend([Response(200, body, {"Content-Type": content_type})] * times)
 
     def pay_invoice(self, invoice_id: int, *, amount: Decimal | None = None, on: date | None = None) -> dict:
         """Record a payment (the rest due when `amount` is None); returns the invoice as the API serves it."""
@@ -81,7 +98,7 @@ class FakturowniaSim(Simulator):
 
     def record_counts(self) -> dict[str, int]:
         return {"clients": len(self.clients), "invoices": len(self.invoices), "products": len(self.products),
-                "injected": len(self.injected)}
+                "injected": len(self.injected), "injected_clients": len(self.injected_clients)}
 
     def authenticate(self, req: Request) -> bool:
         bearer = req.headers.get("authorization", "")
@@ -93,7 +110,8 @@ class FakturowniaSim(Simulator):
         with self.lock:
             return {**super().snapshot(), "today": self.today.isoformat(), "account_prefix": self.account_prefix,
                     "clients": list(self.clients.values()), "invoices": list(self.invoices.values()),
-                    "products": list(self.products.values()), "injected": self.injected, "next_ids": self._next}
+                    "products": list(self.products.values()), "injected": self.injected,
+                    "injected_clients": self.injected_clients, "next_ids": self._next}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         with self.lock:
@@ -104,6 +122,7 @@ class FakturowniaSim(Simulator):
             self.invoices = {i["id"]: i for i in state["invoices"]}
             self.products = {p["id"]: p for p in state["products"]}
             self.injected = list(state.get("injected", []))
+            self.injected_clients = list(state.get("injected_clients", []))
             self._reset_indexes()
             self._next.update(state.get("next_ids", {}))
 
@@ -162,7 +181,9 @@ class FakturowniaSim(Simulator):
         r("GET", r"/invoice/(?:payment/)?([A-Za-z0-9]+)", self._preview, auth=False)
 
     # -- invoices: read -------------------------------------------------------------------------
-    def _list_invoices(self, req: Request) -> list[dict]:
+    def _list_invoices(self, req: Request) -> list[dict] | Response:
+        if self._list_answers["invoices"]:
+            return self._list_answers["invoices"].pop(0)
         page, per_page = page_args(req)
         ids = self._select(req)
         with_positions = (req.arg("include_positions") or "").lower() in _TRUE
@@ -171,6 +192,7 @@ class FakturowniaSim(Simulator):
         if len(out) < per_page:  # injected raw records follow the normal ones, unfiltered
             skip = max(0, start - len(ids))
             out.extend(self.injected[skip : skip + per_page - len(out)])
+            return verbatim_response(out) if self.injected else out
         return out
 
     def _select(self, req: Request) -> list[int]:
@@ -194,7 +216,8 @@ class FakturowniaSim(Simulator):
 
     def _invoice(self, req: Request) -> dict:
         inv_id = int(req.params[0])
-        inv = self.invoices.get(inv_id) or next((i for i in self.injected if i.get("id") == inv_id), None)
+        inv = self.invoices.get(inv_id) or next(
+            (i for i in self.injected if isinstance(i, dict) and i.get("id") == inv_id), None)
         if inv is None:
             raise HttpError(404, "Nie znaleziono dokumentu")
         return inv
@@ -421,15 +444,20 @@ class FakturowniaSim(Simulator):
         return self._store_client({**fields, "name": name})
 
     # -- clients --------------------------------------------------------------------------------
-    def _list_clients(self, req: Request) -> list[dict]:
+    def _list_clients(self, req: Request) -> list[dict] | Response:
+        if self._list_answers["clients"]:
+            return self._list_answers["clients"].pop(0)
         page, per_page = page_args(req)
-        rows = list(self.clients.values())
+        rows: list[Any] = list(self.clients.values())
+        filtered = False
         if name := req.arg("name"):
-            rows = [c for c in rows if name.lower() in str(c.get("name") or "").lower()]
+            rows, filtered = [c for c in rows if name.lower() in str(c.get("name") or "").lower()], True
         for field in ("email", "tax_no", "external_id", "shortcut"):
             if (value := req.arg(field)) is not None:
-                rows = [c for c in rows if c.get(field) is not None and str(c[field]) == value]
-        return paginate(rows, page, per_page)
+                rows, filtered = [c for c in rows if c.get(field) is not None and str(c[field]) == value], True
+        if filtered or not self.injected_clients:
+            return paginate(rows, page, per_page)
+        return verbatim_response(paginate(rows + self.injected_clients, page, per_page))
 
     def _get_client(self, req: Request) -> dict:
         client = self.clients.get(int(req.params[0]))

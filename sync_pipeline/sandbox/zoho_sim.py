@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 
 from ._http_sim import (HttpError, Request, Response, Simulator, _TokenBucket, html_response, json_response,
                         page_args)
+from .verbatim import verbatim_response
 from .zoho_demo import (CUSTOMFIELD_ID, OPEN_STATUSES, ORG_TIME_ZONE, ZohoData, custom_field, custom_field_hash,
                         parse_zoho_time, zoho_time)
 
@@ -228,6 +229,9 @@ class ZohoInvoiceSim(Simulator):
         self.contacts: dict[str, dict] = {c["contact_id"]: c for c in data.contacts}
         self.invoices: dict[str, dict] = {i["invoice_id"]: i for i in data.invoices}
         self.creditnotes: dict[str, dict] = {n["creditnote_id"]: n for n in data.creditnotes}
+        # test controls: raw records served after the normal ones, and whole answers that replace a list
+        self.injected: dict[str, list[Any]] = {"contacts": [], "invoices": [], "creditnotes": []}
+        self._list_answers: dict[str, list[Response]] = {"contacts": [], "invoices": [], "creditnotes": []}
         self.today: date = data.today or self.clock.date()
         self.daily_limit = daily_limit
         self.api_calls = 0  # calls counted against `daily_limit` since the last reset
@@ -299,9 +303,23 @@ class ZohoInvoiceSim(Simulator):
             self._touch(contact)
             return copy.deepcopy(self._present(contact, _CONTACTS, full=True))
 
+    def inject(self, entity: str, raw: Any) -> None:
+        """Serve `raw` verbatim (any JSON value; RawJson for literals Python cannot write) after the normal
+        records of `entity` ("contacts", "invoices" or "creditnotes") in every list of it, unfiltered."""
+        with self.lock:
+            self.injected[entity].append(raw)
+
+    def answer_next_list(self, entity: str, body: bytes, *, times: int = 1,
+                         content_type: str = "application/json;charset=UTF-8") -> None:
+        """Answer the next `times` lists of `entity` with HTTP 200 and `body` as is (a wrong root, a page in
+        another encoding, whatever a broken proxy sends)."""
+        with self.lock:
+            self._list_answers[entity].extend([Response(200, body, {"Content-Type": content_type})] * times)
+
     def record_counts(self) -> dict[str, int]:
+        injected = {f"injected_{k}": len(v) for k, v in self.injected.items() if v}
         return {"contacts": len(self.contacts), "invoices": len(self.invoices),
-                "creditnotes": len(self.creditnotes)}
+                "creditnotes": len(self.creditnotes), **injected}
 
     def authenticate(self, req: Request) -> bool:
         scheme, _, token = req.headers.get("authorization", "").partition(" ")
@@ -321,7 +339,7 @@ class ZohoInvoiceSim(Simulator):
         with self.lock:
             return {**super().snapshot(), "today": self.today.isoformat(), "contacts": list(self.contacts.values()),
                     "invoices": list(self.invoices.values()), "creditnotes": list(self.creditnotes.values()),
-                    "api_calls": self.api_calls}
+                    "api_calls": self.api_calls, "injected": self.injected}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         with self.lock:
@@ -331,6 +349,7 @@ class ZohoInvoiceSim(Simulator):
             self.invoices = {i["invoice_id"]: i for i in state["invoices"]}
             self.creditnotes = {n["creditnote_id"]: n for n in state["creditnotes"]}
             self.api_calls = int(state.get("api_calls", 0))
+            self.injected = {k: list(state.get("injected", {}).get(k, [])) for k in self.injected}
 
     # -- routing ----------------------------------------------------------------------------------
     def _register(self) -> None:
@@ -387,17 +406,25 @@ class ZohoInvoiceSim(Simulator):
 
     # -- lists and records --------------------------------------------------------------------------
     def _lister(self, listing: _Listing, store: str) -> Callable[[Request], dict]:
-        def handler(req: Request) -> dict:
+        def handler(req: Request) -> dict | Response:
+            if self._list_answers[store]:
+                return self._list_answers[store].pop(0)
             page, per_page = page_args(req, default=200, maximum=200)
             rows, applied = _select(req, listing, getattr(self, store).values())
             column, order = _sort_args(req, listing)
             rows.sort(key=_sort_key(column, listing.id_key), reverse=order == "D")
             start = (page - 1) * per_page
-            return {"code": 0, "message": "success",
-                    listing.root: [self._present(r, listing, full=False) for r in rows[start : start + per_page]],
-                    "page_context": {"page": page, "per_page": per_page, "has_more_page": len(rows) > start + per_page,
-                                     "report_name": listing.report_name, "applied_filter": applied,
-                                     "sort_column": column, "sort_order": order}}
+            out = [self._present(r, listing, full=False) for r in rows[start : start + per_page]]
+            injected = self.injected[store]
+            if len(out) < per_page:  # injected raw records follow the normal ones
+                skip = max(0, start - len(rows))
+                out.extend(injected[skip : skip + per_page - len(out)])
+            more = len(rows) + len(injected) > start + per_page
+            answer = {"code": 0, "message": "success", listing.root: out,
+                      "page_context": {"page": page, "per_page": per_page, "has_more_page": more,
+                                       "report_name": listing.report_name, "applied_filter": applied,
+                                       "sort_column": column, "sort_order": order}}
+            return verbatim_response(answer) if injected else answer
 
         return handler
 

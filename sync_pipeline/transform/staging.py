@@ -60,6 +60,7 @@ def _lit(value: str) -> str:
 
 def rebuild_staging(conn: duckdb.DuckDBPyConnection, systems: list[SourceSystemRef], *, run_id: str) -> StagingStats:
     stats = StagingStats()
+    conn.execute(read_sql("sync_pipeline.transform", "sql/staging_macros.sql"))
     with transaction(conn):
         # Keep when a quarantined record was first seen across rebuilds: people ask "since when?".
         conn.execute("""CREATE OR REPLACE TEMP TABLE _previous_quarantine AS
@@ -84,7 +85,8 @@ def _problems(conn: duckdb.DuckDBPyConnection, s: SourceSystemRef, tables: dict[
     """_problems: what is wrong with the raw records of these entities, whatever the vendor (raw_problems.sql)."""
     sql = read_sql("sync_pipeline.transform", "sql/raw_problems.sql")
     skew = _lit(f"{int(s.max_clock_skew.total_seconds())} seconds")
-    parts = [sql.format(table=tables[e], id_key=_lit(RAW_KEYS[s.type][e].id), skew=skew) for e in entities]
+    parts = [sql.format(table=tables[e], id_key=_lit(RAW_KEYS[s.type][e].id),
+                        updated_key=_lit(RAW_KEYS[s.type][e].updated_at), skew=skew) for e in entities]
     conn.execute("CREATE OR REPLACE TEMP TABLE _problems AS " + " UNION ALL ".join(f"({p})" for p in parts))
 
 
@@ -106,9 +108,13 @@ def _stage_system(conn: duckdb.DuckDBPyConnection, s: SourceSystemRef, run_id: s
         ("clients", "_accounts_mapped", "drift", "kept"),
         ("invoices", "_invoices_mapped", "reason", "rejected"),
     ):
+        # An id too long to be one (the reason says so) is shown cut short: quarantine rows are read by people,
+        # in the UI and the run summary; the payload keeps it whole.
         conn.execute(
             f"""INSERT INTO staging.quarantine
-                SELECT ?, ?, m.record_key, m.source_id, m.{reason_col}, ?, m.payload,
+                SELECT ?, ?, m.record_key,
+                       CASE WHEN length(m.source_id) > 64 THEN left(m.source_id, 40) || '…' ELSE m.source_id END,
+                       m.{reason_col}, ?, m.payload,
                        coalesce(p.first_seen_at, now()), ?
                 FROM {table} m
                 LEFT JOIN _previous_quarantine p

@@ -114,8 +114,8 @@ class RawLanding:
             """CREATE OR REPLACE TEMP TABLE _parsed AS
             WITH parsed AS (
                 SELECT seq, payload::JSON AS payload,
-                       -- an object or a list is no id: such a record is kept by content and quarantined
-                       CASE WHEN json_type(payload::JSON -> $id) NOT IN ('OBJECT', 'ARRAY')
+                       -- an object, a list or a boolean is no id: such a record is kept by content and quarantined
+                       CASE WHEN json_type(payload::JSON -> $id) NOT IN ('OBJECT', 'ARRAY', 'BOOLEAN')
                             THEN nullif(trim(payload::JSON ->> $id), '') END AS source_id
                 FROM _landing
             )

@@ -13,13 +13,14 @@ WITH src AS (
            nullif(i.payload ->> 'price_net', '')       AS net_text,
            nullif(i.payload ->> 'price_gross', '')     AS gross_text,
            nullif(i.payload ->> 'paid', '')            AS paid_text,
+           nullif(trim(i.payload ->> 'currency'), '')  AS currency_text,
            upper(trim(i.payload ->> 'currency'))       AS currency
     FROM {invoices} i
 ), typed AS (
     SELECT s.*,
-           TRY_CAST(issue_date_text AS DATE)          AS issue_date,
-           TRY_CAST(due_date_text AS DATE)            AS due_date,
-           TRY_CAST(paid_date_text AS DATE)           AS paid_date,
+           source_date(issue_date_text)               AS issue_date,
+           source_date(due_date_text)                 AS due_date,
+           source_date(paid_date_text)                AS paid_date,
            TRY_CAST(net_text AS DECIMAL(18, 2))       AS total_net,
            TRY_CAST(gross_text AS DECIMAL(18, 2))     AS total_gross,
            coalesce(TRY_CAST(paid_text AS DECIMAL(18, 2)), CASE WHEN paid_text IS NULL THEN 0 END) AS paid_amount,
@@ -28,13 +29,14 @@ WITH src AS (
                 WHEN source_status = 'partial' THEN 'partially_paid'
                 WHEN source_status = 'paid' THEN 'paid'
            END AS status,
+           -- every documented kind maps; a kind Fakturownia does not document is questioned, not counted as billed
            CASE WHEN source_kind IN ('vat', 'bill', 'vat_mp', 'vat_rr', 'wdt', 'wnt', 'dw', 'export_products',
                                      'import_service', 'import_service_eu', 'import_products', 'invoice_other') THEN 'invoice'
                 WHEN source_kind IN ('correction', 'correction_note') THEN 'correction'
                 WHEN source_kind = 'vat_margin' THEN 'margin'
                 WHEN source_kind IN ('receipt', 'advance', 'final', 'proforma') THEN source_kind
                 WHEN source_kind IN ('estimate', 'client_order') THEN 'estimate'
-                ELSE 'other'
+                WHEN source_kind IN ('kp', 'kw', 'accounting_note') THEN 'other'
            END AS kind
     FROM src s
 )
@@ -53,7 +55,11 @@ SELECT t.record_key, t.source_id, t.payload, t.source_updated_at,
            CASE WHEN t.source_id IS NULL THEN 'no id' END,
            CASE WHEN t.client_source_id IS NULL THEN 'no client_id' END,
            CASE WHEN t.client_source_id IS NOT NULL AND a.account_id IS NULL
-                THEN 'client ' || t.client_source_id || ' is not a staged account' END,
+                THEN 'client ' || CASE WHEN length(t.client_source_id) <= 64 THEN t.client_source_id
+                                       ELSE quote_value(t.client_source_id) END
+                     || CASE WHEN t.client_source_id IN (SELECT source_id FROM _accounts_mapped WHERE source_id IS NOT NULL)
+                             THEN ' is not a staged account'  -- quarantined: the client row says why
+                             ELSE ' not found among the clients read from ' || {instance} END END,
            CASE WHEN t.issue_date_text IS NULL THEN 'missing issue_date'
                 WHEN t.issue_date IS NULL THEN 'impossible issue_date ' || quote_value(t.issue_date_text) END,
            CASE WHEN t.due_date_text IS NOT NULL AND t.due_date IS NULL
@@ -65,9 +71,12 @@ SELECT t.record_key, t.source_id, t.payload, t.source_updated_at,
            CASE WHEN t.net_text IS NOT NULL AND t.total_net IS NULL
                 THEN 'unparseable price_net ' || quote_value(t.net_text) END,
            CASE WHEN t.paid_amount IS NULL THEN 'unparseable paid ' || quote_value(t.paid_text) END,
-           CASE WHEN t.currency IS NULL THEN 'missing currency'
-                WHEN t.currency NOT IN (SELECT code FROM meta.currencies) THEN 'unknown currency ' || quote_value(t.currency) END,
-           CASE WHEN t.status IS NULL THEN 'unknown status ' || quote_value(coalesce(t.source_status, '')) END
+           CASE WHEN t.currency_text IS NULL THEN 'missing currency'
+                WHEN t.currency NOT IN (SELECT code FROM meta.currencies) THEN 'unknown currency ' || quote_value(t.currency_text) END,
+           CASE WHEN t.status IS NULL THEN coalesce('unknown status ' || quote_value(nullif(trim(t.source_status), '')),
+                                                    'missing status') END,
+           CASE WHEN t.kind IS NULL THEN coalesce('unknown kind ' || quote_value(nullif(trim(t.source_kind), '')),
+                                                  'missing kind') END
        ) AS reason
 FROM typed t
 LEFT JOIN _accounts_mapped a

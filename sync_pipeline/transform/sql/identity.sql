@@ -7,8 +7,7 @@ CREATE OR REPLACE TEMP TABLE _clients_checked AS
 SELECT c.*,
        concat_ws('; ',
            (SELECT p.reason FROM _problems p WHERE p.record_key = c.record_key AND p.content = md5(c.payload::VARCHAR)),
-           CASE WHEN regexp_matches(c.name, '[[:cntrl:]�]')
-                THEN 'control or invalid characters in name ' || quote_value(regexp_replace(c.name, '[[:cntrl:]�]', '?', 'g')) END
+           text_problem('name', c.name)
        ) AS problem
 FROM _clients c;
 

@@ -18,14 +18,17 @@ WITH src AS (
            nullif(payload ->> 'total', '')                      AS gross_text,
            nullif(payload ->> 'sub_total', '')                  AS net_text,
            nullif(payload ->> 'balance', '')                    AS balance_text,
+           nullif(trim(payload ->> 'currency_code'), '')        AS currency_text,
            upper(trim(payload ->> 'currency_code'))             AS currency,
-           TRY_CAST(nullif(payload ->> 'date', '') AS DATE)     AS issue_date,
-           TRY_CAST(nullif(payload ->> 'due_date', '') AS DATE) AS due_date,
-           TRY_CAST(nullif(payload ->> 'last_payment_date', '') AS DATE) AS paid_date,
+           source_date(nullif(payload ->> 'date', ''))          AS issue_date,
+           source_date(nullif(payload ->> 'due_date', ''))      AS due_date,
+           source_date(nullif(payload ->> 'last_payment_date', '')) AS paid_date,
            TRY_CAST(nullif(payload ->> 'total', '') AS DECIMAL(18, 2))     AS total,
            TRY_CAST(nullif(payload ->> 'sub_total', '') AS DECIMAL(18, 2)) AS total_net,
            TRY_CAST(nullif(payload ->> 'balance', '') AS DECIMAL(18, 2))   AS balance,
-           CASE WHEN entity = 'creditnote' THEN CASE WHEN source_status = 'void' THEN 'void' ELSE 'paid' END
+           -- a credit note is settled once issued (open: credit not yet used, closed: used up)
+           CASE WHEN entity = 'creditnote' THEN CASE WHEN source_status IN ('open', 'closed') THEN 'paid'
+                                                     WHEN source_status IN ('draft', 'void') THEN source_status END
                 WHEN source_status = 'draft' THEN 'draft'
                 WHEN source_status = 'void' THEN 'void'
                 WHEN source_status = 'paid' THEN 'paid'
@@ -53,7 +56,11 @@ SELECT t.record_key, t.source_id, t.payload, t.source_updated_at,
            CASE WHEN t.source_id IS NULL THEN 'no id' END,
            CASE WHEN t.client_source_id IS NULL THEN 'no customer_id' END,
            CASE WHEN t.client_source_id IS NOT NULL AND a.account_id IS NULL
-                THEN 'customer ' || t.client_source_id || ' is not a matched account' END,
+                THEN 'customer ' || CASE WHEN length(t.client_source_id) <= 64 THEN t.client_source_id
+                                         ELSE quote_value(t.client_source_id) END
+                     || CASE WHEN t.client_source_id IN (SELECT source_id FROM _accounts_mapped WHERE source_id IS NOT NULL)
+                             THEN ' is not a matched account'  -- no account id, or quarantined: the contact row says why
+                             ELSE ' not found among the contacts read from ' || {instance} END END,
            CASE WHEN t.issue_date_text IS NULL THEN 'missing date'
                 WHEN t.issue_date IS NULL THEN 'impossible date ' || quote_value(t.issue_date_text) END,
            CASE WHEN t.due_date_text IS NOT NULL AND t.due_date IS NULL
@@ -64,9 +71,16 @@ SELECT t.record_key, t.source_id, t.payload, t.source_updated_at,
                 WHEN t.total IS NULL THEN 'unparseable total ' || quote_value(t.gross_text) END,
            CASE WHEN t.balance_text IS NOT NULL AND t.balance IS NULL
                 THEN 'unparseable balance ' || quote_value(t.balance_text) END,
-           CASE WHEN t.currency IS NULL THEN 'missing currency_code'
-                WHEN t.currency NOT IN (SELECT code FROM meta.currencies) THEN 'unknown currency ' || quote_value(t.currency) END,
-           CASE WHEN t.status IS NULL THEN 'unknown status ' || quote_value(coalesce(t.source_status, '')) END
+           -- what is still owed cannot exceed what was billed: that would overstate the overdue amount
+           CASE WHEN t.entity = 'invoice' AND t.balance > t.total AND t.total >= 0
+                THEN 'balance ' || t.balance || ' is more than the total ' || t.total END,
+           -- Zoho credit notes carry positive totals (staging makes them negative); a negative one would add to billing
+           CASE WHEN t.entity = 'creditnote' AND t.total < 0
+                THEN 'negative total ' || t.total || ' on a credit note' END,
+           CASE WHEN t.currency_text IS NULL THEN 'missing currency_code'
+                WHEN t.currency NOT IN (SELECT code FROM meta.currencies) THEN 'unknown currency ' || quote_value(t.currency_text) END,
+           CASE WHEN t.status IS NULL THEN coalesce('unknown status ' || quote_value(nullif(trim(t.source_status), '')),
+                                                    'missing status') END
        ) AS reason
 FROM typed t
 LEFT JOIN _accounts_mapped a
