@@ -216,6 +216,7 @@ def _cp1252_page(sim) -> bytes:
 F_RETRIES = 3  # conftest.write_config: retry max_attempts
 Z_RETRIES = 4  # test_e2e_zoho_csb.zoho_config: retry max_attempts
 NOT_JSON = "with a body that is not valid JSON after"
+NOT_UTF8 = "with a body that is not UTF-8 text after"
 
 F_FUTURE = "2099-01-01T00:00:00.000+01:00"
 F_NEWER = "2026-11-25T12:00:00.000+01:00"
@@ -547,7 +548,7 @@ CASES: list[Case] = [
     Case("tf_invoices_latin2", "fakturownia", "transport", "the invoice page in ISO-8859-2, not UTF-8",
          lambda sb: sb.fakturownia.answer_next_list("invoices", _latin2_page(sb.fakturownia), times=F_RETRIES,
                                                     content_type="application/json; charset=utf-8"), "error",
-         f"fakturownia: GET /invoices.json returned HTTP 200 {NOT_JSON} {F_RETRIES} attempts"),
+         f"fakturownia: GET /invoices.json returned HTTP 200 {NOT_UTF8} {F_RETRIES} attempts"),
     Case("tf_invoices_page2_truncated", "fakturownia", "transport",
          "page 2 of the invoices cut in half on every retry: page 1 is kept whole, the cursor stays",
          lambda sb: sb.fakturownia.fail_next(r"/invoices\.json", "truncated", times=F_RETRIES, page=2), "error",
@@ -582,7 +583,7 @@ CASES: list[Case] = [
          "zoho: GET /invoices returned Zoho error code 1"),
     Case("tz_invoices_cp1252", "zoho", "transport", "the invoice page in Windows-1252, not UTF-8",
          lambda sb: sb.zoho.answer_next_list("invoices", _cp1252_page(sb.zoho), times=Z_RETRIES), "error",
-         f"zoho: GET /invoices returned HTTP 200 {NOT_JSON} {Z_RETRIES} attempts"),
+         f"zoho: GET /invoices returned HTTP 200 {NOT_UTF8} {Z_RETRIES} attempts"),
 ]
 
 RECORD_ENTITIES = ("clients", "invoices", "creditnotes")

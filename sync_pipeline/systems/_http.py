@@ -389,14 +389,16 @@ class HttpApi:
         try:
             # Parse regardless of Content-Type: some endpoints label JSON as text/html or omit the header.
             return (parse_json(content),)
-        except ValueError:  # includes UnicodeDecodeError
-            pass
+        except UnicodeDecodeError:
+            problem = "is not UTF-8 text"
+        except ValueError:
+            problem = "is not valid JSON"
         status = response.status_code
         kind = response.headers.get("Content-Type", "no content type")
         excerpt = _excerpt(self.redact(response.text))
         return _Failure(
             build=lambda attempts: BadResponseError(
-                f"{self.system}: {endpoint} returned HTTP {status} with a body that is not valid JSON"
+                f"{self.system}: {endpoint} returned HTTP {status} with a body that {problem}"
                 f"{_after(attempts)} ({kind}; starts with {excerpt[:80]!r})",
                 system=self.system, endpoint=endpoint, status_code=status, body_excerpt=excerpt,
             ),
@@ -520,9 +522,14 @@ class PageLoop:
         self.pages_requested = 0
 
     def iterate(self, fetch: Callable[[int], Page], endpoint: str) -> Iterator[list]:
-        def read(n: int) -> Page:
+        def read(n: int) -> Page:  # a page that cannot be read says which one it was
             self.pages_requested += 1
-            return fetch(n)
+            try:
+                return fetch(n)
+            except (BadResponseError, ServerError, ApiConnectionError, ApiTimeoutError) as exc:
+                exc.message = f"{exc.message} (page {n} of the listing)"
+                exc.args = (exc.message,)
+                raise
 
         n, previous, promised, seen, tries = 1, None, False, 0, 0
         while True:
