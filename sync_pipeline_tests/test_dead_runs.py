@@ -54,18 +54,31 @@ def home(tmp_path) -> Path:
     return home
 
 
-@pytest.fixture
-def slow_sandbox(sandbox):
-    """Invoice lists answer after 3 s, so a run is reliably inside its extract step (holding the slot)."""
+def _slow_invoice_lists(sandbox, seconds: float, times: int | None = None):
+    """Invoice lists answer `seconds` late (the first `times` of them, or all), so a run is reliably inside
+    its extract step, holding the slot."""
     route = next(r for r in sandbox.fakturownia._routes if r.method == "GET" and r.pattern.pattern == r"/invoices\.json")
     handler = route.handler
+    slowed = []
 
     def slow(req):
-        time.sleep(3)
+        if times is None or len(slowed) < times:
+            slowed.append(1)
+            time.sleep(seconds)
         return handler(req)
 
     route.handler = slow
     return sandbox
+
+
+@pytest.fixture
+def slow_sandbox(sandbox):
+    return _slow_invoice_lists(sandbox, 3)
+
+
+@pytest.fixture
+def very_slow_sandbox(sandbox):
+    return _slow_invoice_lists(sandbox, 15, times=1)
 
 
 def test_a_run_killed_inside_a_step_does_not_block_the_next_run(tmp_path, slow_sandbox, home):
@@ -91,32 +104,29 @@ def test_a_run_killed_inside_a_step_does_not_block_the_next_run(tmp_path, slow_s
     assert "Running" not in out
 
 
-def test_sigterm_stops_a_run_waiting_for_a_slot_and_gives_its_place_back(tmp_path, slow_sandbox, home):
-    config = write_config(tmp_path, slow_sandbox.url)
-    holder = _cli(config, home, "run", "--as-of", TODAY.isoformat())
+def test_sigterm_stops_a_run_waiting_for_a_slot_and_gives_its_place_back(tmp_path, very_slow_sandbox, home):
+    config = write_config(tmp_path, very_slow_sandbox.url)
+    holder = _cli(config, home, "run", "--as-of", TODAY.isoformat(), "--connection", "fakturownia_to_sugester")
     _wait_for_slot(home, holder)
-    holder.send_signal(signal.SIGSTOP)  # alive, holding the slot: the waiter must wait, not take it
+    # The holder is alive, and slow: 15 s for its first page of invoices. The waiter must wait, and say for whom.
+    waiter = _cli(config, home, "run", "--as-of", TODAY.isoformat())
+    deadline = time.monotonic() + 60
+    lines = []
+    while time.monotonic() < deadline:
+        line = waiter.stderr.readline()
+        lines.append(line)
+        if "waiting for pool 'duckdb'" in line:
+            break
+    assert "holds it" in lines[-1], lines
+    waiter.send_signal(signal.SIGTERM)
     try:
-        waiter = _cli(config, home, "run", "--as-of", TODAY.isoformat())
-        deadline = time.monotonic() + 60
-        lines = []
-        while time.monotonic() < deadline:
-            line = waiter.stderr.readline()
-            lines.append(line)
-            if "waiting for pool 'duckdb'" in line:
-                break
-        assert "holds it" in lines[-1], lines
-        waiter.send_signal(signal.SIGTERM)
-        try:
-            out, err = waiter.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            waiter.kill()
-            pytest.fail("a run waiting for a pool slot ignored SIGTERM")
-        assert waiter.returncode != 0
-        assert "Traceback" not in err and "Stack Trace" not in err
-    finally:
-        holder.send_signal(signal.SIGCONT)
-    out, err = holder.communicate(timeout=90)
+        out, err = waiter.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        waiter.kill()
+        pytest.fail("a run waiting for a pool slot ignored SIGTERM")
+    assert waiter.returncode == 130, err
+    assert "Traceback" not in err and "Stack Trace" not in err
+    out, err = holder.communicate(timeout=120)
     assert holder.returncode == 0, err
     assert _claimed_slots(home) == []
 
