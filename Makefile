@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test dev validate bench clean
+.PHONY: install run test dev validate bench clean reliability
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ validate: install               ## the Dagster definitions load
 
 dev: install                    ## sandbox + Dagster UI on http://127.0.0.1:3000
 	@$(BIN)/sync-pipeline dev
+
+# `make reliability TRIALS=50 DEV_TRIALS=5 SEED=7 SOAK_SEEDS=5`: CLI crash trials per writing connection,
+# trials per connection under dagster dev (scheduled runs), then the fault soak; RELIABILITY_ARGS passes
+# more to the crash harness (see bench/reliability/crash_trials.py --help).
+TRIALS     ?= 50
+DEV_TRIALS ?= 5
+SEED       ?=
+SOAK_SEEDS ?= 5
+reliability: install            ## crash harness + fault soak (about 75 min; not part of `make test`)
+	@$(BIN)/python bench/reliability/crash_trials.py --trials $(TRIALS) --dev-trials $(DEV_TRIALS) \
+		$(if $(SEED),--seed $(SEED)) $(RELIABILITY_ARGS)
+	@$(BIN)/python bench/reliability/fault_soak.py --seeds $(SOAK_SEEDS)
 
 clean:
 	rm -rf var .pytest_cache

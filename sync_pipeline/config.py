@@ -38,6 +38,7 @@ FAKTUROWNIA_KINDS = frozenset(
     "export_products".split()
 )
 SCHEDULE_CRONS = {"nightly": "0 0 * * *", "every_3_hours": "0 */3 * * *"}
+SCHEDULE_NAMES = frozenset({*SCHEDULE_CRONS, "manual"})  # besides these, a 5-field cron expression
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -136,6 +137,13 @@ def _check_http_url(value: str | None, info: ValidationInfo) -> str | None:
     if url.query or url.fragment:
         raise ValueError("must be an absolute http(s) URL without a query or fragment")
     return value
+
+
+def _valid_cron(expression: str) -> bool:
+    """Dagster's own rule for a schedule's cron string (imported here: loading the config stays light)."""
+    from dagster._utils.schedules import is_valid_cron_string
+
+    return is_valid_cron_string(expression)
 
 
 class _Strict(BaseModel):
@@ -416,7 +424,8 @@ class ConnectionSettings(_Strict):
     name: str = ""
     source: str
     target: str
-    schedule: Literal["nightly", "every_3_hours", "manual"] | None = None  # default: by target, see DEFAULT_SCHEDULE
+    # nightly | every_3_hours | manual, or a 5-field cron expression (UTC); default: by target, see DEFAULT_SCHEDULE
+    schedule: str | None = None
     deal_kinds: tuple[str, ...] = DEFAULT_DEAL_KINDS
     history_start: date = date(2025, 1, 1)
     dry_run: bool = False
@@ -438,6 +447,19 @@ class ConnectionSettings(_Strict):
                 raise _At(f"a {kind} field cannot hold {metric} ({mtype})", field)
         return mapping
 
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is None or value in SCHEDULE_NAMES:
+            return value
+        if len(value.split()) == 5:  # looks like cron: say what is wrong with it, not which names exist
+            if not _valid_cron(value):
+                raise ValueError("not a valid cron expression (5 fields: minute hour day-of-month month "
+                                 "day-of-week, e.g. */15 * * * *; evaluated in UTC)")
+            return value
+        raise ValueError("Input should be 'nightly', 'every_3_hours' or 'manual', or a 5-field cron expression "
+                         "such as */15 * * * * (UTC)")
+
     @field_validator("deal_kinds")
     @classmethod
     def _known_kinds(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
@@ -450,7 +472,10 @@ class ConnectionSettings(_Strict):
 
     @property
     def cron(self) -> str | None:
-        return SCHEDULE_CRONS.get(self.schedule)
+        """The cron expression of the schedule (UTC); None for `manual`."""
+        if self.schedule is None or self.schedule == "manual":
+            return None
+        return SCHEDULE_CRONS.get(self.schedule, self.schedule)
 
 
 class Settings(_Strict):

@@ -192,13 +192,21 @@ def _free_slots(instance: dg.DagsterInstance, run_id: str) -> None:
 
 
 def _free_slots_of_finished_runs(instance: dg.DagsterInstance) -> None:
-    """A run that ended without freeing its slots (it died while being marked failed) would hold them."""
+    """A run that ended without freeing its slots (its worker died and was marked failed by its parent, or it
+    died while being marked failed) would hold them forever. They are freed once no process of the run is
+    left: a step process orphaned by its killed worker may still be writing DuckDB."""
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return
     run_ids = storage.get_concurrency_run_ids()
     if not run_ids:
         return
+    local = _local_launcher(instance)
     for record in instance.get_run_records(dg.RunsFilter(run_ids=list(run_ids))):
-        if record.dagster_run.is_finished:
-            storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
+        run = record.dagster_run
+        if not run.is_finished:
+            continue
+        procs = _known_processes(instance, run, local) or []
+        if any(_process_alive(pid, seen) for pid, seen in procs):
+            continue
+        storage.free_concurrency_slots_for_run(run.run_id)

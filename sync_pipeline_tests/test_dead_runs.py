@@ -205,3 +205,30 @@ def test_two_first_ever_commands_at_once_both_work(tmp_path):
             out, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err
             assert "Traceback" not in err and "sqlite3" not in err, err
+
+
+def test_slots_of_a_finished_run_are_kept_while_an_orphaned_step_process_still_works(instance):
+    # The worker was killed and the run marked failed by its parent, but its step process goes on writing
+    # DuckDB: freeing its slot now would let another run's step in beside it.
+    from sync_pipeline.dead_runs import _free_slots_of_finished_runs
+
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots("duckdb", 1)
+    run = _run_with_tags(instance, {}, at=1000.0)  # the worker's RUN_START: a long gone process
+    step = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.2)
+        instance.handle_new_event(dg.EventLogEntry(
+            error_info=None, level="DEBUG", user_message="", run_id=run.run_id, timestamp=time.time(),
+            dagster_event=dg.DagsterEvent(dg.DagsterEventType.STEP_START.value, job_name=run.job_name,
+                                          step_key="noop", pid=step.pid),
+        ))
+        assert storage.claim_concurrency_slot("duckdb", run.run_id, "noop").is_claimed
+        instance.report_run_failed(run, "its worker was killed")
+        _free_slots_of_finished_runs(instance)
+        assert [s.run_id for s in storage.get_concurrency_info("duckdb").claimed_slots] == [run.run_id]
+    finally:
+        step.kill()
+        step.wait()
+    _free_slots_of_finished_runs(instance)
+    assert storage.get_concurrency_info("duckdb").claimed_slots == []

@@ -9,6 +9,8 @@ from sync_pipeline.defs.metrics import METRICS_KEYS
 from sync_pipeline.defs.staging import STAGING_KEYS
 
 TIMEZONE = "UTC"
+_UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def job_name(connection: str) -> str:
@@ -37,9 +39,16 @@ def build_schedule(conn: ConnectionSettings, job) -> dg.ScheduleDefinition | Non
     @dg.schedule(
         name=f"{conn.name}_schedule", job=job, cron_schedule=conn.cron, execution_timezone=TIMEZONE,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"{conn.schedule} ({conn.cron}, {TIMEZONE})",
+        description=(f"{conn.schedule} ({conn.cron}, {TIMEZONE})" if conn.schedule != conn.cron
+                     else f"cron {conn.cron} ({TIMEZONE})"),
     )
     def _schedule(context: dg.ScheduleEvaluationContext):
+        # A sync that has not finished yet is not started again: runs would queue up behind one another.
+        busy = context.instance.get_run_records(
+            dg.RunsFilter(job_name=job.name, statuses=_UNFINISHED), limit=1)
+        if busy:
+            return dg.SkipReason(f"run {busy[0].dagster_run.run_id[:8]} of {job.name} has not finished yet "
+                                 f"({busy[0].dagster_run.status.value.lower()})")
         as_of = context.scheduled_execution_time.date().isoformat()
         return dg.RunRequest(run_config=metrics_run_config(as_of), tags={"sync/as_of": as_of})
 
