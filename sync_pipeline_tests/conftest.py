@@ -8,7 +8,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
+REPO = Path(__file__).resolve().parents[1]
 TODAY = date(2026, 11, 20)
 F_TOKEN = "sandbox-token/demo"
 S_TOKEN = "sandbox-sugester-token/demo"
@@ -55,6 +57,26 @@ def write_config(tmp_path: Path, sandbox_url: str, *, deal_kinds=("vat", "vat_ma
         """)
     path = tmp_path / "sync.yaml"
     path.write_text(text)
+    return path
+
+
+def shipped_config(tmp_path: Path, url: str, *, systems: dict | None = None,
+                   connections: dict | None = None) -> Path:
+    """The shipped sync.yaml (every connection; secrets as `${ENV:-sandbox default}`) without its sandbox
+    block, pointed at the sandbox at `url`; `systems` / `connections` override fields per name or for "*"."""
+    doc = yaml.safe_load((REPO / "sync.yaml").read_text(encoding="utf-8"))
+    doc.pop("sandbox", None)
+    doc["warehouse"] = {"path": str(tmp_path / "warehouse.duckdb")}
+    doc["metrics"]["fx_rates_csv"] = str(REPO / "sync_pipeline" / "sandbox" / "fx_rates.csv")
+    for section, overrides in (("systems", systems or {}), ("connections", connections or {})):
+        for name, entry in doc[section].items():
+            for key, value in entry.items():
+                if isinstance(value, str):
+                    entry[key] = value.replace("${SYNC_SANDBOX_URL}", url)
+            entry.update({**overrides.get("*", {}), **overrides.get(name, {})})
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "sync.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path
 
 

@@ -206,3 +206,19 @@ def test_list_page_errors_map_to_typed_errors():
     with pytest.raises(ServerError):
         list(make_client(server).iter_invoice_pages())
     assert len(server.requests) == 6  # default RetryPolicy.max_attempts
+
+
+def test_changed_since_reads_to_the_end_when_the_server_ignores_the_newest_first_order():
+    # Found by the crash harness: the list came back by id, page 1 held old clients, the read stopped there,
+    # and every client created after the hundredth was never read again.
+    since = datetime(2025, 6, 12, tzinfo=timezone.utc)
+    server = PagedServer(
+        [invoice(1, "2025-01-01T00:00:00+00:00"), invoice(2, "2025-06-20T00:00:00+00:00"),
+         invoice(3, "2025-02-01T00:00:00+00:00")],
+        [invoice(4, "2025-03-01T00:00:00+00:00"), invoice(5, "2025-04-01T00:00:00+00:00"),
+         invoice(6, "2025-05-01T00:00:00+00:00")],
+        [invoice(7, "2025-07-01T00:00:00+00:00")],
+    )
+    pages = list(make_client(server).iter_client_pages(updated_since=since))
+    assert [r["id"] for p in pages for r in p] == [2, 7]
+    assert [server.params(i)["page"] for i in range(len(server.requests))] == ["1", "2", "3", "4"]

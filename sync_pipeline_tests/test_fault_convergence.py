@@ -3,7 +3,6 @@ converge to exactly the fault-free result: the same records in every target, fie
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,52 +12,17 @@ from sync_pipeline.sandbox.faults import FaultPlan
 from sync_pipeline.sandbox.server import Sandbox
 from sync_pipeline.sandbox.snapshot import differences, duplicates, target_records
 from sync_pipeline.sandbox.zoho_demo import ZohoDemoSpec
-from sync_pipeline_tests.conftest import TODAY, run_sync
+from sync_pipeline_tests.conftest import TODAY, run_sync, shipped_config
 
 pytestmark = pytest.mark.e2e
-FX_RATES = Path(__file__).resolve().parents[1] / "sync_pipeline" / "sandbox" / "fx_rates.csv"
 # Retry-After 0: the test waits no wall-clock seconds for 429s; the retry path is the same.
 FAULTS = FaultPlan(server_error=0.10, rate_limit=0.10, reset=0.05, ghost_write=0.02, retry_after=0, seed=7)
 MAX_RUNS = 8
 
 
 def both_connections(tmp_path: Path, url: str) -> Path:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    retry = "{max_attempts: 6, base_delay: 0.01, max_delay: 0.05, total_budget: 20}"
-    path = tmp_path / "sync.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        warehouse: {{path: {tmp_path / 'warehouse.duckdb'}}}
-        metrics: {{reporting_currency: PLN, fx_rates_csv: {FX_RATES}}}
-        systems:
-          fakturownia:
-            type: fakturownia
-            base_url: {url}/fakturownia
-            api_token: ${{T1:-sandbox-token/demo}}
-            retry: {retry}
-          sugester:
-            type: sugester
-            base_url: {url}/sugester
-            api_token: ${{T2:-sandbox-sugester-token/demo}}
-            retry: {retry}
-          zoho:
-            type: zoho_invoice
-            base_url: {url}/zoho/invoice/v3
-            accounts_url: {url}/zoho-accounts
-            organization_id: "20240001"
-            client_id: sandbox-zoho-client
-            client_secret: ${{T3:-sandbox-zoho-secret}}
-            refresh_token: ${{T4:-sandbox-zoho-refresh}}
-            retry: {retry}
-          csb:
-            type: customersuccessbox
-            base_url: {url}/csb
-            api_key: ${{T5:-sandbox-csb-key}}
-            retry: {retry}
-        connections:
-          fakturownia_to_sugester: {{source: fakturownia, target: sugester, history_start: 2025-06-01}}
-          zoho_to_customersuccessbox: {{source: zoho, target: csb}}
-        """))
-    return path
+    retry = {"max_attempts": 6, "base_delay": 0.01, "max_delay": 0.05, "total_budget": 20}
+    return shipped_config(tmp_path, url, systems={"*": {"retry": retry}})
 
 
 def sandbox(faults: FaultPlan | None) -> Sandbox:

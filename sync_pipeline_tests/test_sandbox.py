@@ -469,3 +469,17 @@ def test_default_today_puts_no_timestamp_or_clock_in_the_future():
     with Sandbox(spec=DemoSpec(clients=30, invoices_per_client=3)) as sb:
         assert sb.fakturownia.clock < midnight and sb.zoho.clock < midnight
         assert all(sim.clock <= now.replace(microsecond=0) + timedelta(seconds=1) for sim in sb.simulators.values())
+
+
+def test_fakturownia_client_lists_honour_order_like_invoice_lists(sandbox):
+    import httpx
+
+    sim = sandbox.fakturownia
+    oldest = min(sim.clients)
+    sim.clients[oldest]["name"] += " (renamed)"
+    sim._touch(sim.clients[oldest])
+    rows = httpx.get(f"{sandbox.url}/fakturownia/clients.json", params={
+        "api_token": sim.api_token, "order": "updated_at.desc", "per_page": 100}).json()
+    assert rows[0]["id"] == oldest
+    stamps = [datetime.fromisoformat(r["updated_at"]) for r in rows]
+    assert stamps == sorted(stamps, reverse=True)

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +19,7 @@ from dagster._core.instance.ref import InstanceRef
 from sync_pipeline.sandbox.demo_data import DemoSpec
 from sync_pipeline.sandbox.server import Sandbox
 from sync_pipeline.sandbox.zoho_demo import ZohoDemoSpec
-from sync_pipeline_tests.conftest import TODAY
+from sync_pipeline_tests.conftest import TODAY, shipped_config
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
@@ -40,45 +39,10 @@ def needle(secret: str) -> str:
 
 
 def config(tmp_path: Path, url: str) -> Path:
-    path = tmp_path / "sync.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        warehouse: {{path: {tmp_path / 'warehouse.duckdb'}}}
-        metrics: {{reporting_currency: PLN, fx_rates_csv: {REPO / 'sync_pipeline/sandbox/fx_rates.csv'}}}
-        systems:
-          fakturownia:
-            type: fakturownia
-            base_url: {url}/fakturownia
-            api_token: ${{FAKTUROWNIA_API_TOKEN}}
-            retry: {{max_attempts: 3, base_delay: 0.01, max_delay: 0.02, total_budget: 5}}
-          sugester:
-            type: sugester
-            base_url: {url}/sugester
-            api_token: ${{SUGESTER_API_TOKEN}}
-            retry: {{max_attempts: 3, base_delay: 0.01, max_delay: 0.02, total_budget: 5}}
-          zoho:
-            type: zoho_invoice
-            base_url: {url}/zoho/invoice/v3
-            accounts_url: {url}/zoho-accounts
-            organization_id: "20240001"
-            client_id: sandbox-zoho-client
-            client_secret: ${{ZOHO_CLIENT_SECRET}}
-            refresh_token: ${{ZOHO_REFRESH_TOKEN}}
-            retry: {{max_attempts: 3, base_delay: 0.01, max_delay: 0.02, total_budget: 5}}
-          csb:
-            type: customersuccessbox
-            base_url: {url}/csb
-            api_key: ${{CSB_API_KEY}}
-            retry: {{max_attempts: 3, base_delay: 0.01, max_delay: 0.02, total_budget: 5}}
-        connections:
-          fakturownia_to_sugester:
-            source: fakturownia
-            target: sugester
-            history_start: 2026-01-01
-            error_budget: 50
-            metric_fields: {{decimal1: overdue_amount, string1: health_band}}
-          zoho_to_customersuccessbox: {{source: zoho, target: csb, error_budget: 50}}
-        """))
-    return path
+    """The shipped configuration: its secrets are `${ENV}` references, set to the sentinels below."""
+    retry = {"max_attempts": 3, "base_delay": 0.01, "max_delay": 0.02, "total_budget": 5}
+    return shipped_config(tmp_path, url, systems={"*": {"retry": retry}},
+                          connections={"*": {"error_budget": 50}})
 
 
 def test_no_secret_reaches_console_logs_instance_storage_duckdb_errors_or_metadata(tmp_path):

@@ -188,3 +188,23 @@ def test_records_that_should_be_questioned_are_quarantined_with_their_reason(con
     assert max(len(r) for r in reasons.values()) < 400
     f = summary["systems"]["fakturownia"]["invoices"]
     assert f["extracted"] == f["records_in"] == f["staged"] + f["quarantined"]
+
+
+def test_new_clients_beyond_the_first_page_arrive_on_an_incremental_run(tmp_path, sandbox, instance):
+    # Found by the crash harness: once there were more clients than one page, new ones stopped arriving
+    # (the list came back in id order and the newest-first read stopped after page 1).
+    import httpx
+
+    from sync_pipeline_tests.conftest import shipped_config
+
+    config = shipped_config(tmp_path, sandbox.url, systems={"fakturownia": {"per_page": 5}})
+    runs, summary = run_sync(config, instance, connections=["fakturownia_to_sugester"])
+    assert summary["ok"], runs[0].error
+    sim = sandbox.fakturownia
+    for n in range(3):
+        httpx.post(f"{sandbox.url}/fakturownia/clients.json",
+                   json={"api_token": sim.api_token, "client": {"name": f"Nowy Klient {n}"}}).raise_for_status()
+    runs, summary = run_sync(config, instance, connections=["fakturownia_to_sugester"])
+    assert summary["ok"], runs[0].error
+    held = {c["external_id"] for c in sandbox.sugester.clients.values()}
+    assert held == {f"fakturownia:{i}" for i in sim.clients}

@@ -354,19 +354,19 @@ def test_contacts_sorted_newest_first_stop_after_the_page_with_an_older_record()
     since = datetime(2025, 6, 1, tzinfo=timezone.utc)
     pages = [
         [contact("1", "2025-06-20T10:00:00+0200"), contact("2", "2025-06-10T10:00:00+0200")],
-        [contact("3", "2025-06-01T01:00:00+0200"), contact("4", None), contact("5", "2025-06-01T00:00:00+0000")],
+        [contact("5", "2025-06-01T00:00:00+0000"), contact("4", None), contact("3", "2025-06-01T01:00:00+0200")],
         [contact("6", "2025-05-01T00:00:00+0000")],
     ]
     fake = ZohoFake(listing("contacts", *pages))
     client = make_client(fake)
     got = list(client.iter_client_pages(updated_since=since))
     # contact 3 is 2025-05-31T23:00Z (older); 4 has no time (kept); 5 is exactly `since` (kept)
-    assert ids(got, "contact_id") == [["1", "2"], ["4", "5"]]
+    assert ids(got, "contact_id") == [["1", "2"], ["5", "4"]]
     assert len(fake.api_requests) == 2 and client.pages_requested == 2
     params = fake.params()
     assert (params["sort_column"], params["sort_order"]) == ("last_modified_time", "D")
     assert fake.api_requests[0].url.path == "/invoice/v3/contacts"
-    assert ids(list(client.iter_client_pages()), "contact_id") == [["1", "2"], ["3", "4", "5"], ["6"]]
+    assert ids(list(client.iter_client_pages()), "contact_id") == [["1", "2"], ["5", "4", "3"], ["6"]]
 
 
 # --- rate limits and errors -------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import logging
 import platform
 import sys
 import tempfile
-import textwrap
 import time
 import warnings
 from collections import Counter
@@ -35,6 +34,9 @@ from sync_pipeline.sandbox.server import Sandbox  # noqa: E402
 from sync_pipeline.sandbox.snapshot import differences, duplicates, target_records  # noqa: E402
 from sync_pipeline.sandbox.zoho_demo import ZohoDemoSpec  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workspace import sync_yaml  # noqa: E402
+
 TODAY = date(2026, 11, 20)
 MAX_RUNS = 10
 SHARES = dict(server_error=0.10, rate_limit=0.10, reset=0.05, ghost_write=0.02, html=0.02, truncated=0.02,
@@ -42,27 +44,14 @@ SHARES = dict(server_error=0.10, rate_limit=0.10, reset=0.05, ghost_write=0.02, 
 
 
 def _config(folder: Path, url: str) -> Path:
+    """The shipped configuration against this sandbox, with small pages (many pages: more page faults)."""
     folder.mkdir(parents=True, exist_ok=True)
-    retry = "{max_attempts: 6, base_delay: 0.2, max_delay: 5, total_budget: 120}"
+    retry = {"max_attempts": 6, "base_delay": 0.2, "max_delay": 5, "total_budget": 120}
+    systems = {name: {"retry": retry} for name in ("fakturownia", "sugester", "zoho", "customersuccessbox")}
+    systems["fakturownia"]["per_page"] = 25
+    systems["zoho"]["per_page"] = 50
     path = folder / "sync.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        warehouse: {{path: {folder / 'warehouse.duckdb'}}}
-        metrics: {{reporting_currency: PLN, fx_rates_csv: {REPO / 'sync_pipeline/sandbox/fx_rates.csv'}}}
-        systems:
-          fakturownia: {{type: fakturownia, base_url: "{url}/fakturownia", api_token: "${{T1:-sandbox-token/demo}}",
-                         per_page: 25, retry: {retry}}}
-          sugester: {{type: sugester, base_url: "{url}/sugester", api_token: "${{T2:-sandbox-sugester-token/demo}}",
-                      retry: {retry}}}
-          zoho: {{type: zoho_invoice, base_url: "{url}/zoho/invoice/v3", accounts_url: "{url}/zoho-accounts",
-                  organization_id: "20240001", client_id: sandbox-zoho-client,
-                  client_secret: "${{T3:-sandbox-zoho-secret}}", refresh_token: "${{T4:-sandbox-zoho-refresh}}",
-                  per_page: 50, retry: {retry}}}
-          csb: {{type: customersuccessbox, base_url: "{url}/csb", api_key: "${{T5:-sandbox-csb-key}}", retry: {retry}}}
-        connections:
-          fakturownia_to_sugester: {{source: fakturownia, target: sugester, history_start: 2025-06-01,
-                                     metric_fields: {{decimal1: overdue_amount, string1: health_band}}}}
-          zoho_to_customersuccessbox: {{source: zoho, target: csb}}
-        """))
+    path.write_text(sync_yaml(folder / "warehouse.duckdb", url=url, systems=systems), encoding="utf-8")
     return path
 
 

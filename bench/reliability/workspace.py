@@ -58,14 +58,21 @@ def dev_crons(every: int, cron: str | None = None, connections=CONNECTIONS) -> d
     return {c: cron_of(i) if c in connections else "manual" for i, c in enumerate(CONNECTIONS)}
 
 
-def _sync_yaml(warehouse: Path, schedules: dict[str, str] | None) -> str:
+def sync_yaml(warehouse: Path, schedules: dict[str, str] | None = None, *, url: str | None = None,
+              systems: dict[str, dict] | None = None) -> str:
+    """The shipped sync.yaml without its sandbox block: `schedules` per connection, `url` in place of
+    ${SYNC_SANDBOX_URL} (else the children's environment gives it), `systems` overrides per system name."""
     shipped = yaml.safe_load((REPO / "sync.yaml").read_text(encoding="utf-8"))
     connections = shipped["connections"]
     if schedules is not None:
         connections = {name: {**conn, "schedule": schedules[name]} for name, conn in connections.items()}
+    shipped_systems = {
+        name: {k: (v.replace("${SYNC_SANDBOX_URL}", url) if url and isinstance(v, str) else v) for k, v in system.items()}
+        | (systems or {}).get(name, {})
+        for name, system in shipped["systems"].items()}
     doc = {"warehouse": {"path": str(warehouse)},
            "metrics": {**shipped["metrics"], "fx_rates_csv": str(REPO / "sync_pipeline/sandbox/fx_rates.csv")},
-           "systems": shipped["systems"], "connections": connections}
+           "systems": shipped_systems, "connections": connections}
     return "# written by bench/reliability: the shipped sync.yaml without its sandbox block\n" + yaml.safe_dump(
         doc, sort_keys=False, default_flow_style=None, width=120)
 
@@ -80,7 +87,7 @@ def open_workspace(*, dev_schedules: dict[str, str], clients: int = 15, invoices
     dev_config = root / "dev" / "sync.yaml"
     for path, schedules in ((config, None), (dev_config, dev_schedules)):
         path.parent.mkdir(parents=True)
-        path.write_text(_sync_yaml(warehouse, schedules), encoding="utf-8")
+        path.write_text(sync_yaml(warehouse, schedules), encoding="utf-8")
         for name in ("workspace.yaml", "dagster.yaml"):  # `sync-pipeline dev` starts dagster beside the config
             shutil.copyfile(REPO / name, path.parent / name)
     return Workspace(root=root, sandbox=sandbox, warehouse=warehouse, config=config, dev_config=dev_config)

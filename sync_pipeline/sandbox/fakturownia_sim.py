@@ -448,7 +448,7 @@ class FakturowniaSim(Simulator):
         if self._list_answers["clients"]:
             return self._list_answers["clients"].pop(0)
         page, per_page = page_args(req)
-        rows: list[Any] = list(self.clients.values())
+        rows: list[Any] = _ordered(list(self.clients.values()), req.arg("order"))  # `order` applies to clients [V]
         filtered = False
         if name := req.arg("name"):
             rows, filtered = [c for c in rows if name.lower() in str(c.get("name") or "").lower()], True

@@ -579,18 +579,28 @@ def newest_first_since(pages: Iterable[list], since: datetime,
                        stamp: Callable[[Any], datetime | None]) -> Iterator[list]:
     """For lists sorted newest first with no changed-since filter: yield the records changed at or after
     `since` and stop after the first page that holds an older one. A record without a usable time is
-    kept: never drop data."""
+    kept: never drop data.
+
+    Stopping early is safe only if the server really sorted the list: once a record is newer than the one
+    before it, the order is not to be trusted and the whole listing is read (the older records are still
+    left out)."""
+    previous: datetime | None = None
+    sorted_newest_first = True
     for page in pages:
         kept, older_seen = [], False
         for item in page:
             when = stamp(item) if isinstance(item, dict) else None
+            if when is not None:
+                if previous is not None and when > previous:
+                    sorted_newest_first = False
+                previous = when
             if when is not None and when < since:
                 older_seen = True
             else:
                 kept.append(item)
         if kept:
             yield kept
-        if older_seen:
+        if older_seen and sorted_newest_first:
             return
 
 
