@@ -176,7 +176,10 @@ def test_slow_answers_late_without_holding_the_simulator(sandbox, http):
 
     waiting = threading.Thread(target=impatient)
     waiting.start()
-    time.sleep(0.05)  # the slow answer is now being held back
+    deadline = time.monotonic() + 10
+    while not sandbox.fakturownia.faults_injected["slow"]:  # wait until the slow answer is being held back
+        assert time.monotonic() < deadline, "the slow fault was never drawn"
+        time.sleep(0.01)
     start = time.monotonic()
     sandbox.fakturownia.set_faults(None)  # takes the simulator's lock: not held by the waiting answer
     assert _fak(sandbox, http).status_code == 200 and time.monotonic() - start < 0.3
