@@ -34,8 +34,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                log_level="INFO" if args.verbose else "CRITICAL")
         summary = summarize(runs, config_path)
         if sandbox is not None:
-            summary["sandbox"] = {"url": sandbox.url, "sugester": sandbox.sugester.record_counts(),
-                                  "customersuccessbox": sandbox.csb.record_counts()}
+            summary["sandbox"] = {"url": sandbox.url, "holds": sandbox.target_counts(),
+                                  "described": sandbox.describe_counts()}
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
@@ -43,9 +43,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"sandbox: vendor simulators served at {sandbox.url} for this run")
         print(render_text(summary))
         if sandbox is not None:
-            sug, csb = summary["sandbox"]["sugester"], summary["sandbox"]["customersuccessbox"]
-            print(f"sandbox (stopped): Sugester holds {sug.get('clients', 0)} clients and {sug.get('deals', 0)} deals; "
-                  f"CustomerSuccessBox {csb.get('accounts', 0)} accounts and {csb.get('invoices', 0)} invoices")
+            print(f"sandbox (stopped): {summary['sandbox']['described']}")
     if any(r.interrupted for r in runs):
         return 130
     return 0 if summary["ok"] else 1

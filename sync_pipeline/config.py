@@ -22,10 +22,10 @@ from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, 
                       model_validator)
 
 from sync_pipeline.sandbox.faults import FaultPlanSetting, FaultTarget
-from sync_pipeline.systems._http import RetryPolicy
-from sync_pipeline.systems.fakturownia import base_url_for as fakturownia_base_url
-from sync_pipeline.systems.fakturownia import check_account
-from sync_pipeline.systems.sugester import base_url_for as sugester_base_url
+from sync_pipeline.connectors._http import RetryPolicy
+from sync_pipeline.connectors.fakturownia.client import base_url_for as fakturownia_base_url
+from sync_pipeline.connectors._token_param import check_account
+from sync_pipeline.connectors.sugester.client import base_url_for as sugester_base_url
 from sync_pipeline.warehouse.currencies import ISO_4217
 
 CONFIG_ENV_VAR = "SYNC_PIPELINE_CONFIG"
@@ -374,12 +374,12 @@ class ZohoInvoiceSystem(_SourceSystemBase):
         return value
 
     def resolved_base_url(self) -> str:
-        from sync_pipeline.systems.zoho_invoice import urls_for
+        from sync_pipeline.connectors.zoho_invoice.client import urls_for
 
         return (self.base_url or urls_for(self.dc)[0]).rstrip("/")
 
     def resolved_accounts_url(self) -> str:
-        from sync_pipeline.systems.zoho_invoice import urls_for
+        from sync_pipeline.connectors.zoho_invoice.client import urls_for
 
         return (self.accounts_url or urls_for(self.dc)[1]).rstrip("/")
 
@@ -416,15 +416,13 @@ System = Annotated[FakturowniaSystem | ZohoInvoiceSystem | SugesterSystem | Cust
 SourceSystem = FakturowniaSystem | ZohoInvoiceSystem
 _SYSTEM_TYPES = tuple(t for model in get_args(get_args(System)[0])
                       for t in get_args(model.model_fields["type"].annotation))
-# The cadence of the vendor integration each target replaces (CSB's Zoho sync runs at midnight GMT).
-DEFAULT_SCHEDULE = {"sugester": "every_3_hours", "customersuccessbox": "nightly"}
 
 
 class ConnectionSettings(_Strict):
     name: str = ""
     source: str
     target: str
-    # nightly | every_3_hours | manual, or a 5-field cron expression (UTC); default: by target, see DEFAULT_SCHEDULE
+    # nightly | every_3_hours | manual, or a 5-field cron expression (UTC); default: by target, the cadence of the integration it replaces (Connector.default_schedule)
     schedule: str | None = None
     deal_kinds: tuple[str, ...] = DEFAULT_DEAL_KINDS
     history_start: date = date(2025, 1, 1)
@@ -504,7 +502,9 @@ class Settings(_Strict):
             if tgt.is_source:
                 raise _At(f"system {conn.target!r} ({tgt.type}) cannot be a target", "connections", name, "target")
             if conn.schedule is None:
-                object.__setattr__(conn, "schedule", DEFAULT_SCHEDULE.get(tgt.type, "every_3_hours"))
+                from sync_pipeline.connectors.registry import connector_for  # the registry imports this module's users
+
+                object.__setattr__(conn, "schedule", connector_for(tgt.type).default_schedule)
         return self
 
     # -- derived -------------------------------------------------------------------------------

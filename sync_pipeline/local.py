@@ -9,14 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sync_pipeline.config import (
-    CustomerSuccessBoxSystem,
-    FakturowniaSystem,
-    Settings,
-    SugesterSystem,
-    ZohoInvoiceSystem,
-    load_settings,
-)
+from sync_pipeline.config import Settings, load_settings
 
 SANDBOX_URL_VAR = "SYNC_SANDBOX_URL"
 
@@ -74,19 +67,12 @@ def sandbox_if_configured(config_path: Path) -> Iterator[object | None]:
     from sync_pipeline.sandbox.server import Sandbox
 
     sb = settings.sandbox
-    tokens = {}
-    for system in settings.systems.values():
-        if isinstance(system, FakturowniaSystem):
-            tokens.setdefault("fakturownia_token", system.api_token.get_secret_value())
-        elif isinstance(system, SugesterSystem):
-            tokens.setdefault("sugester_token", system.api_token.get_secret_value())
-        elif isinstance(system, ZohoInvoiceSystem):
-            tokens.setdefault("zoho_client_id", system.client_id)
-            tokens.setdefault("zoho_client_secret", system.client_secret.get_secret_value())
-            tokens.setdefault("zoho_refresh_token", system.refresh_token.get_secret_value())
-            tokens.setdefault("zoho_organization_id", system.organization_id)
-        elif isinstance(system, CustomerSuccessBoxSystem):
-            tokens.setdefault("csb_api_key", system.api_key.get_secret_value())
+    from sync_pipeline.connectors.registry import connector_for
+
+    tokens: dict[str, str] = {}
+    for system in settings.systems.values():  # the first system of each vendor sets the credentials it accepts
+        for key, value in connector_for(system.type).sandbox_credentials(system).items():
+            tokens.setdefault(key, value)
     sandbox = Sandbox(
         spec=DemoSpec(seed=sb.seed, clients=sb.clients, invoices_per_client=sb.invoices_per_client, months=sb.months),
         max_rps=sb.max_rps,

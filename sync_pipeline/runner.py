@@ -20,9 +20,10 @@ from dagster._core.utils import make_new_run_id
 from sync_pipeline.config import ConfigError, load_settings
 from sync_pipeline.dead_runs import close_dead_runs, worker_tags
 from sync_pipeline.defs.build import build_definitions
-from sync_pipeline.defs.schedules import job_name, metrics_run_config
+from sync_pipeline.defs.resources import run_options_config
+from sync_pipeline.defs.schedules import job_name
 from sync_pipeline.load.apply import COUNTS as _LOAD_COUNTS
-from sync_pipeline.load.targets import target_entities
+from sync_pipeline.connectors.registry import source_of, target_entities
 from sync_pipeline.run_watch import RunWatch
 from sync_pipeline.status import INTERRUPTS, failure_line, innermost_error
 
@@ -88,11 +89,8 @@ def run_connections(config_path: Path | str, *, connections: list[str] | None = 
     close_dead_runs(instance, say=notice)
     runs = []
     for name in names:
-        run_config: dict[str, Any] = metrics_run_config(as_of.isoformat() if as_of else "")
+        run_config: dict[str, Any] = run_options_config(as_of=as_of, dry_run=dry_run)
         run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}  # the event log keeps everything
-        if dry_run is not None:
-            for entity in _entities(settings, name):
-                run_config["ops"][f"{name}__{entity}"] = {"config": {"dry_run": dry_run}}
         started = time.monotonic()
         run_id = make_new_run_id()
         with RunWatch(instance, run_id, say=notice) as watch:
@@ -130,9 +128,10 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
         entities = _entities(settings, run.connection)
         src = conn.source
         sys_entry = systems.setdefault(src, {})
-        # credit notes (Zoho) are extracted on their own but staged as invoices
-        for entity, assets in (("clients", [f"{src}/clients"]),
-                               ("invoices", [f"{src}/invoice_changes", f"{src}/creditnote_changes"])):
+        # some streams (Zoho's credit notes) are extracted on their own but staged as invoices
+        source = source_of(settings.systems[src].type)
+        for entity in ("clients", "invoices"):
+            assets = [f"{src}/{stream.asset}" for stream in source.streams_staged_as(entity)]
             extracted = sum(m.get(a, {}).get("records_received") or 0 for a in assets)
             pages = sum(m.get(a, {}).get("pages_requested") or 0 for a in assets)
             counts = (m.get("staging/accounts") if entity == "clients" else m.get("staging/invoices")) or {}

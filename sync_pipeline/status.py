@@ -9,7 +9,7 @@ import dagster as dg
 
 from sync_pipeline.config import Settings
 from sync_pipeline.load.apply import COUNTS as _COUNTS
-from sync_pipeline.load.targets import target_entities
+from sync_pipeline.connectors.registry import target_entities
 
 _WORDS = {"SUCCESS": "Successful", "FAILURE": "Failed", "CANCELED": "Failed", "STARTED": "Running",
           "STARTING": "Running", "QUEUED": "Queued", "NOT_STARTED": "Queued", "CANCELING": "Running"}

@@ -204,12 +204,11 @@ def entity_of(case: Case) -> str:
 
 @pytest.mark.parametrize("case", transport_cases(), ids=lambda c: c.id)
 def test_a_broken_listing_ends_in_a_clear_error_naming_the_system_and_the_endpoint(case: Case, tmp_path):
-    from sync_pipeline.clients import build_client
-    from sync_pipeline.defs.extract import INCREMENTAL
-    from sync_pipeline.systems._http import ApiError
+    from sync_pipeline.connectors._http import ApiError
+    from sync_pipeline.connectors.registry import build_client, source_of
 
     entity = entity_of(case)
-    method = next(m for e, _, m in INCREMENTAL[SYSTEM_TYPE[case.system]] if e == entity)
+    method = next(s.read_changed for s in source_of(SYSTEM_TYPE[case.system]).streams if s.entity == entity)
     with small_sandbox(3, 4, 4, 3) as sandbox:
         case.make(sandbox)
         config = config_for(case.system, tmp_path, sandbox, per_page=5 if case.page > 1 else None)

@@ -218,7 +218,7 @@ def test_yaml_errors_do_not_quote_the_file(tmp_path, text):
 
 
 def test_check_account_says_what_is_wrong_without_the_value():
-    from sync_pipeline.systems.fakturownia import check_account
+    from sync_pipeline.connectors._token_param import check_account
 
     assert check_account("acme-2") == "acme-2"
     with pytest.raises(ValueError) as e:

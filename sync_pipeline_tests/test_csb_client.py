@@ -8,8 +8,8 @@ import logging
 import httpx
 import pytest
 
-from sync_pipeline.systems._http import AuthError, HttpApi, RetryPolicy, ServerError, ValidationError
-from sync_pipeline.systems.customersuccessbox import CustomerSuccessBoxClient
+from sync_pipeline.connectors._http import AuthError, HttpApi, RetryPolicy, ServerError, ValidationError
+from sync_pipeline.connectors.customersuccessbox.client import CustomerSuccessBoxClient
 from sync_pipeline_tests.test_http import FakeTime, MaxJitter, Server
 
 BASE = "https://acme.customersuccessbox.com"

@@ -8,7 +8,7 @@ import pytest
 
 from sync_pipeline.config import DEFAULT_DEAL_KINDS, load_settings
 from sync_pipeline.defs.build import build_definitions
-from sync_pipeline.systems.fakturownia import FakturowniaClient
+from sync_pipeline.connectors.fakturownia.client import FakturowniaClient
 from sync_pipeline.warehouse.db import connect
 from sync_pipeline_tests.conftest import F_TOKEN, TODAY, run_sync, write_config
 

@@ -8,8 +8,8 @@ from datetime import date, datetime, timezone
 import httpx
 import pytest
 
-from sync_pipeline.systems._http import BadResponseError, HttpApi, ServerError, ValidationError
-from sync_pipeline.systems.fakturownia import FakturowniaClient, base_url_for
+from sync_pipeline.connectors._http import BadResponseError, HttpApi, ServerError, ValidationError
+from sync_pipeline.connectors.fakturownia.client import FakturowniaClient, base_url_for
 from sync_pipeline_tests.test_http import TOKEN, FakeTime, MaxJitter
 
 BASE = "https://acme.fakturownia.pl"

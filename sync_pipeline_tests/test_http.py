@@ -11,7 +11,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from sync_pipeline.systems._http import (
+from sync_pipeline.connectors._http import (
     ApiConnectionError,
     ApiError,
     ApiTimeoutError,
@@ -318,7 +318,7 @@ def test_retry_policy_delay_is_full_jitter_capped_with_retry_after_as_floor():
 
 # --- the shared page loop ------------------------------------------------------------------------------------
 
-from sync_pipeline.systems._http import InconsistentListingError, Page, PageLoop  # noqa: E402
+from sync_pipeline.connectors._http import InconsistentListingError, Page, PageLoop  # noqa: E402
 
 
 class Listing:

@@ -16,7 +16,7 @@ from dagster_duckdb import DuckDBResource
 from sync_pipeline.config import load_settings
 from sync_pipeline.defs.checks import build_metrics_checks
 from sync_pipeline.defs.metrics import build_metrics_assets
-from sync_pipeline.defs.resources import SyncSettings
+from sync_pipeline.defs.resources import RunOptions, SyncSettings
 from sync_pipeline.warehouse.db import connect
 
 D = date(2026, 6, 30)
@@ -148,12 +148,10 @@ def seed(db):
 
 def run_metrics(config_path, db, as_of=D):
     settings = load_settings(config_path)
-    resources = {"sync_settings": SyncSettings(config_path=config_path), "duckdb": DuckDBResource(database=str(db))}
-    run_config = {"ops": {op: {"config": {"as_of": as_of.isoformat()}} for op in
-                          ("metrics__account_metrics", "metrics__financial_health", "metrics__risk_alerts")}}
+    resources = {"sync_settings": SyncSettings(config_path=config_path), "duckdb": DuckDBResource(database=str(db)),
+                 "run_options": RunOptions(as_of=as_of.isoformat())}
     assert settings.metrics.reporting_currency == "PLN"
-    return dg.materialize([*build_metrics_assets(), *build_metrics_checks()], resources=resources,
-                          run_config=run_config)
+    return dg.materialize([*build_metrics_assets(), *build_metrics_checks()], resources=resources)
 
 
 @pytest.fixture

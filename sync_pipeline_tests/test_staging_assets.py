@@ -11,7 +11,7 @@ from sync_pipeline.config import load_settings
 from sync_pipeline.defs.metrics import build_metrics_assets
 from sync_pipeline.defs.staging import build_staging_assets
 from sync_pipeline.defs.checks import build_staging_checks
-from sync_pipeline.defs.resources import SyncSettings
+from sync_pipeline.defs.resources import RunOptions, SyncSettings
 from sync_pipeline.warehouse.db import connect
 from sync_pipeline.warehouse.raw import RawLanding
 from sync_pipeline_tests.conftest import write_config
@@ -37,7 +37,7 @@ def env(tmp_path):
     config = write_config(tmp_path, "http://127.0.0.1:1", identifier="external_id")
     settings = load_settings(config, strict=False)
     defs = [*build_staging_assets(settings), *build_metrics_assets()]  # unbound: resources given below
-    resources = {"sync_settings": SyncSettings(config_path=str(config)),
+    resources = {"sync_settings": SyncSettings(config_path=str(config)), "run_options": RunOptions(),
                  "duckdb": DuckDBResource(database=str(tmp_path / "warehouse.duckdb"))}
     return defs, resources, tmp_path / "warehouse.duckdb"
 
@@ -125,9 +125,8 @@ def test_metrics_as_of_a_date(env):
         invoice(14, client_id=2, status="paid", paid="123.0", paid_date="2026-05-03"),
         invoice(15, issue_date="2026-07-01", payment_to="2026-07-02"),          # future-dated: not billable yet
     ])
-    result = materialize(defs, resources, "staging/accounts", "staging/invoices", "staging/quarantine",
-                         "metrics/account_metrics",
-                         run_config={"ops": {"metrics__account_metrics": {"config": {"as_of": D.isoformat()}}}})
+    result = materialize(defs, {**resources, "run_options": RunOptions(as_of=D.isoformat())}, "staging/accounts",
+                         "staging/invoices", "staging/quarantine", "metrics/account_metrics")
     assert result.success
     with connect(db) as conn:
         m = {r[0]: r[1:] for r in conn.execute(

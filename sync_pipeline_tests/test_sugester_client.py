@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from sync_pipeline.systems._http import BadResponseError, ServerError, ValidationError
-from sync_pipeline.systems.sugester import SugesterClient, base_url_for
+from sync_pipeline.connectors._http import BadResponseError, ServerError, ValidationError
+from sync_pipeline.connectors.sugester.client import SugesterClient, base_url_for
 from sync_pipeline_tests.test_http import TOKEN, FakeTime, MaxJitter
 
 SANDBOX = "http://127.0.0.1:8765/sugester"

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 import httpx
 import pytest
 
-from sync_pipeline.systems._http import (
+from sync_pipeline.connectors._http import (
     ApiError,
     AuthError,
     BadResponseError,
@@ -20,7 +20,7 @@ from sync_pipeline.systems._http import (
     ServerError,
     ValidationError,
 )
-from sync_pipeline.systems.zoho_invoice import (
+from sync_pipeline.connectors.zoho_invoice.client import (
     ZOHO_DATA_CENTRES,
     DailyLimitError,
     TokenRefreshError,
@@ -110,7 +110,7 @@ def make_client(fake: ZohoFake, time_: FakeTime | None = None, **kwargs) -> Zoho
     kwargs.setdefault("retry", RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=10.0, total_budget=60.0))
     # The fakes serve one or a few records per page: a full page, as a real listing that has more must.
     kwargs.setdefault("per_page", 1)
-    return ZohoInvoiceClient(system="zoho", api_url=API, accounts_url=ACCOUNTS, organization_id=ORG,
+    return ZohoInvoiceClient.from_credentials(system="zoho", api_url=API, accounts_url=ACCOUNTS, organization_id=ORG,
                              client_id=CLIENT_ID, client_secret=SECRET, refresh_token=REFRESH,
                              transport=fake.transport, sleep=time_.sleep, clock=time_.clock, rng=MaxJitter(), **kwargs)
 
@@ -151,7 +151,7 @@ def test_client_is_an_http_api_and_checks_its_settings():
         with pytest.raises(ValueError):
             make_client(fake, per_page=per_page)
     with pytest.raises(ValueError):
-        ZohoInvoiceClient(system="zoho", api_url=API, accounts_url=ACCOUNTS, organization_id="", client_id=CLIENT_ID,
+        ZohoInvoiceClient.from_credentials(system="zoho", api_url=API, accounts_url=ACCOUNTS, organization_id="", client_id=CLIENT_ID,
                           client_secret=SECRET, refresh_token=REFRESH)
     assert fake.token_requests == []  # nothing is fetched before the first read
 
@@ -275,7 +275,7 @@ def test_token_endpoint_5xx_is_retried():
                 return answer
         return real(request)
 
-    client = ZohoInvoiceClient(system="zoho", api_url=API, accounts_url=ACCOUNTS, organization_id=ORG,
+    client = ZohoInvoiceClient.from_credentials(system="zoho", api_url=API, accounts_url=ACCOUNTS, organization_id=ORG,
                                client_id=CLIENT_ID, client_secret=SECRET, refresh_token=REFRESH,
                                transport=httpx.MockTransport(handler), sleep=time_.sleep, clock=time_.clock,
                                rng=MaxJitter(), retry=RetryPolicy(max_attempts=3, base_delay=1.0))

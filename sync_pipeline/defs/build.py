@@ -11,7 +11,7 @@ from sync_pipeline.defs.checks import build_metrics_checks, build_staging_checks
 from sync_pipeline.defs.extract import build_extract_assets
 from sync_pipeline.defs.load import build_load_assets, load_keys
 from sync_pipeline.defs.metrics import build_metrics_assets
-from sync_pipeline.defs.resources import SyncSettings
+from sync_pipeline.defs.resources import RunOptions, SyncSettings
 from sync_pipeline.defs.schedules import build_connection_job, build_history_job, build_schedule
 from sync_pipeline.defs.sensors import close_dead_runs_sensor
 from sync_pipeline.defs.staging import build_staging_assets
@@ -41,6 +41,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         sensors=[close_dead_runs_sensor],
         resources={
             "sync_settings": SyncSettings(config_path=str(Path(config_path).resolve())),
+            "run_options": RunOptions(),
             "duckdb": DuckDBResource(database=str(settings.warehouse_path.resolve())),
         },
     )

@@ -4,7 +4,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from sync_pipeline.defs.resources import warehouse
+from sync_pipeline.defs.resources import warehouse_read_only
 from sync_pipeline.defs.metrics import ACCOUNT_METRICS
 from sync_pipeline.defs.staging import ACCOUNTS, INVOICES
 
@@ -20,9 +20,9 @@ def _check(asset, name: str, description: str, sql: str, what: str, *, blocking:
     the writes to targets downstream; a non-blocking one warns."""
     severity = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
 
-    @dg.asset_check(asset=asset, name=name, description=description, blocking=blocking)
+    @dg.asset_check(asset=asset, name=name, description=description, blocking=blocking, pool="duckdb")
     def _c(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse(duckdb) as conn:
+        with warehouse_read_only(duckdb) as conn:
             rows = conn.execute(sql).fetchall()
         return dg.AssetCheckResult(
             passed=not rows, severity=severity,

@@ -9,19 +9,9 @@ from dagster_duckdb import DuckDBResource
 
 from sync_pipeline.config import SourceSystem
 from sync_pipeline.defs.resources import SyncSettings, warehouse
-from sync_pipeline.systems._http import ApiError
-from sync_pipeline.warehouse.raw import RAW_KEYS, LandingStats, RawLanding, read_cursor
-
-GROUP = "extract"
-
-# system type → (raw entity, asset name, client method yielding pages changed since a time)
-INCREMENTAL = {
-    "fakturownia": [("clients", "clients", "iter_client_pages"), ("invoices", "invoice_changes", "iter_invoice_pages")],
-    "zoho_invoice": [("clients", "clients", "iter_client_pages"), ("invoices", "invoice_changes", "iter_invoice_pages"),
-                     ("creditnotes", "creditnote_changes", "iter_creditnote_pages")],
-}
-INCREMENTAL["invoiceocean"] = INCREMENTAL["fakturownia"]
-
+from sync_pipeline.connectors._http import ApiError
+from sync_pipeline.connectors.registry import Stream, source_of
+from sync_pipeline.warehouse.raw import LandingStats, RawLanding, read_cursor
 
 def _landing_metadata(stats: LandingStats, pages: int, since) -> dict:
     return {
@@ -38,17 +28,17 @@ def _landing_metadata(stats: LandingStats, pages: int, since) -> dict:
     }
 
 
-def _incremental_asset(system: SourceSystem, entity: str, asset_name: str, method: str, description: str):
-    name = system.name
-    keys = RAW_KEYS[system.type][entity]
+def _incremental_asset(system: SourceSystem, stream: Stream, description: str):
+    name, entity, keys, method = system.name, stream.entity, stream.keys, stream.read_changed
 
     @dg.asset(
-        key=[name, asset_name], group_name=GROUP, kinds={"api", "duckdb"}, pool="duckdb", description=description,
+        key=[name, stream.asset], group_name=name, kinds={"api", "duckdb"}, pool="duckdb", description=description,
         tags={"sync/system": name},
     )
     def _asset(context: dg.AssetExecutionContext, sync_settings: SyncSettings, duckdb: DuckDBResource):
         current = sync_settings.load().systems[name]
-        with warehouse(duckdb) as conn, sync_settings.client(name) as api:
+        api = sync_settings.client(name)
+        with warehouse(duckdb) as conn:
             cursor = read_cursor(conn, name, entity)
             since = cursor - current.reread_lag if cursor else None
             landing = RawLanding(conn, system=name, entity=entity, run_id=context.run.run_id, keys=keys,
@@ -71,12 +61,13 @@ def _incremental_asset(system: SourceSystem, entity: str, asset_name: str, metho
 
 def _history_asset(system: SourceSystem, history_start: date):
     name = system.name
+    source = source_of(system.type)
     partitions = dg.MonthlyPartitionsDefinition(
         start_date=history_start.replace(day=1).isoformat(), timezone="UTC", end_offset=1,
     )
 
     @dg.asset(
-        key=[name, "invoice_history"], group_name=GROUP, kinds={"api", "duckdb"}, pool="duckdb",
+        key=[name, "invoice_history"], group_name=name, kinds={"api", "duckdb"}, pool="duckdb",
         partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
         tags={"sync/system": name},
         description=f"Invoices of {name} by month of issue date. Materialising a month replaces exactly that "
@@ -86,10 +77,11 @@ def _history_asset(system: SourceSystem, history_start: date):
         window = context.partition_time_window  # a single run may cover a range of months
         date_from, date_to = window.start.date(), window.end.date() - timedelta(days=1)
         skew = sync_settings.load().systems[name].max_clock_skew
-        with warehouse(duckdb) as conn, sync_settings.client(name) as api:
+        api = sync_settings.client(name)
+        with warehouse(duckdb) as conn:
             landing = RawLanding(conn, system=name, entity="invoices", run_id=context.run.run_id,
-                                 keys=RAW_KEYS[system.type]["invoices"], max_clock_skew=skew)
-            for page in api.iter_invoice_pages_issued_between(date_from=date_from, date_to=date_to):
+                                 keys=source.keys("invoices"), max_clock_skew=skew)
+            for page in getattr(api, source.history_reader)(date_from=date_from, date_to=date_to):
                 landing.add_page(page)
             stats = landing.commit(window=(date_from, date_to))
             meta = _landing_metadata(stats, api.pages_requested, None)
@@ -101,10 +93,9 @@ def _history_asset(system: SourceSystem, history_start: date):
 
 def build_extract_assets(system: SourceSystem, history_start: date | None) -> list[dg.AssetsDefinition]:
     assets = [
-        _incremental_asset(system, entity, asset_name, method,
-                           f"{entity.capitalize()} of {system.name} changed since the last run "
-                           f"(minus the re-read lag of {system.reread_lag}).")
-        for entity, asset_name, method in INCREMENTAL[system.type]
+        _incremental_asset(system, stream, f"{stream.entity.capitalize()} of {system.name} changed since the last run "
+                                           f"(minus the re-read lag of {system.reread_lag}).")
+        for stream in source_of(system.type).streams
     ]
     if history_start is not None:
         assets.append(_history_asset(system, history_start))
@@ -113,4 +104,4 @@ def build_extract_assets(system: SourceSystem, history_start: date | None) -> li
 
 def extract_keys(system: SourceSystem) -> list[dg.AssetKey]:
     """The unpartitioned extract assets a connection job runs."""
-    return [dg.AssetKey([system.name, asset_name]) for _, asset_name, _ in INCREMENTAL[system.type]]
+    return [dg.AssetKey([system.name, stream.asset]) for stream in source_of(system.type).streams]

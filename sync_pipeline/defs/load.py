@@ -7,15 +7,11 @@ from dagster_duckdb import DuckDBResource
 
 from sync_pipeline.config import ConnectionSettings
 from sync_pipeline.defs.metrics import FINANCIAL_HEALTH, RISK_ALERTS
-from sync_pipeline.defs.resources import SyncSettings, warehouse
+from sync_pipeline.defs.resources import RunOptions, SyncSettings, warehouse
 from sync_pipeline.defs.staging import ACCOUNTS, INVOICES
 from sync_pipeline.load.apply import ApplyResult, apply_plan
 from sync_pipeline.load.plan import Plan, compute_plan
-from sync_pipeline.load.targets import TargetEntity, target_entities
-
-
-class LoadConfig(dg.Config):
-    dry_run: bool | None = None  # None: the connection's `dry_run` from sync.yaml
+from sync_pipeline.connectors.registry import TargetEntity, connector_for, target_entities
 
 
 def _plan_markdown(plan: Plan) -> str:
@@ -38,25 +34,27 @@ def _metadata(result: ApplyResult, plan: Plan, dry_run: bool) -> dict:
     }
 
 
-def _load_asset(conn_cfg: ConnectionSettings, spec: TargetEntity, deps: list):
+def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEntity, deps: list):
     name, entity = conn_cfg.name, spec.name
+    connector = connector_for(target_type)
 
     @dg.asset(
         key=[name, entity], deps=deps, group_name=name, kinds={"api", "duckdb"}, pool="duckdb",
         description=spec.description, tags={"sync/connection": name},
     )
-    def _asset(context: dg.AssetExecutionContext, config: LoadConfig, sync_settings: SyncSettings,
+    def _asset(context: dg.AssetExecutionContext, run_options: RunOptions, sync_settings: SyncSettings,
                duckdb: DuckDBResource):
         settings = sync_settings.load()
         current = settings.connections[name]
-        dry_run = current.dry_run if config.dry_run is None else config.dry_run
+        dry_run = run_options.dry_run_for(current.dry_run)
         params = {"source": current.source, "connection": name, "dry_run": dry_run,
                   "deal_kinds": list(current.deal_kinds), "reporting": settings.metrics.reporting_currency}
-        sql = spec.desired_sql(current)
+        sql = connector.payload_sql(spec, current)
         result = ApplyResult()
         plan = None
         try:
-            with warehouse(duckdb) as conn, sync_settings.client(current.target) as api:
+            api = sync_settings.client(current.target)
+            with warehouse(duckdb) as conn:
                 plan = compute_plan(conn, connection=name, entity=entity, desired_sql=sql,
                                     params={k: v for k, v in params.items() if f"${k}" in sql})
                 context.log.info(f"{name}/{entity} plan: {dict(plan.counts)}" + (" (dry run)" if dry_run else ""))
@@ -83,5 +81,5 @@ def build_load_assets(conn_cfg: ConnectionSettings, target_type: str) -> list[dg
         deps = [ACCOUNTS, FINANCIAL_HEALTH, RISK_ALERTS] if spec.needs_metrics else [INVOICES]
         if spec.after:
             deps.append(dg.AssetKey([conn_cfg.name, spec.after]))
-        assets.append(_load_asset(conn_cfg, spec, deps))
+        assets.append(_load_asset(conn_cfg, target_type, spec, deps))
     return assets

@@ -1,12 +1,11 @@
 """`metrics/account_metrics` (per currency and in the reporting currency), `metrics/financial_health`
 and `metrics/risk_alerts`, as of the run's date in UTC."""
 
-from datetime import date, datetime, timezone
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from sync_pipeline.defs.resources import SyncSettings, warehouse
+from sync_pipeline.defs.resources import RunOptions, SyncSettings, warehouse
 from sync_pipeline.defs.staging import ACCOUNTS, INVOICES
 from sync_pipeline.transform.metrics import (
     evaluate_risk_alerts,
@@ -25,13 +24,6 @@ METRICS_KEYS = [ACCOUNT_METRICS, FINANCIAL_HEALTH, RISK_ALERTS]
 GROUP = "metrics"
 
 
-class MetricsConfig(dg.Config):
-    as_of: str = ""  # YYYY-MM-DD; empty means today (UTC). Schedules set it to the tick's date.
-
-
-def resolve_as_of(value: str) -> date:
-    return date.fromisoformat(value) if value else datetime.now(timezone.utc).date()
-
 
 def _markdown(df, empty: str) -> str:
     return df.to_markdown(index=False) if len(df) else empty
@@ -45,10 +37,10 @@ def build_metrics_assets() -> list:
                     "90 days, last payment date (DESIGN §4). A currency with no exchange rate is left out of the "
                     "rolled-up figures and reported.",
     )
-    def account_metrics(context: dg.AssetExecutionContext, config: MetricsConfig, sync_settings: SyncSettings,
+    def account_metrics(context: dg.AssetExecutionContext, run_options: RunOptions, sync_settings: SyncSettings,
                         duckdb: DuckDBResource):
         settings = sync_settings.load()
-        as_of = resolve_as_of(config.as_of)
+        as_of = run_options.as_of_date()
         with warehouse(duckdb) as conn:
             rates = load_fx_rates(conn, settings.metrics, settings.path.parent)
             rows = rebuild_account_metrics(conn, as_of=as_of)
@@ -75,11 +67,11 @@ def build_metrics_assets() -> list:
         description="A score 0–100 and a band (healthy, at_risk, critical, unknown) per account, with the reason in "
                     "words; weights and thresholds from sync.yaml `metrics.health`.",
     )
-    def financial_health(context: dg.AssetExecutionContext, config: MetricsConfig, sync_settings: SyncSettings,
+    def financial_health(context: dg.AssetExecutionContext, run_options: RunOptions, sync_settings: SyncSettings,
                          duckdb: DuckDBResource):
         m = sync_settings.load().metrics
         with warehouse(duckdb) as conn:
-            bands = rebuild_financial_health(conn, as_of=resolve_as_of(config.as_of),
+            bands = rebuild_financial_health(conn, as_of=run_options.as_of_date(),
                                              reporting_currency=m.reporting_currency, health=m.health)
             worst = worst_accounts(conn, 10)
         context.log.info(f"financial health: {bands}")
@@ -94,10 +86,10 @@ def build_metrics_assets() -> list:
         description="Risk alerts from the rules in sync.yaml `metrics.alerts`: opened once, open while the rule "
                     "holds, resolved (with the date) when it stops holding.",
     )
-    def risk_alerts(context: dg.AssetExecutionContext, config: MetricsConfig, sync_settings: SyncSettings,
+    def risk_alerts(context: dg.AssetExecutionContext, run_options: RunOptions, sync_settings: SyncSettings,
                     duckdb: DuckDBResource):
         rules = sync_settings.load().metrics.alerts
-        as_of = resolve_as_of(config.as_of)
+        as_of = run_options.as_of_date()
         with warehouse(duckdb) as conn:
             counts = evaluate_risk_alerts(conn, as_of=as_of, rules=rules)
             open_alerts = conn.execute(

@@ -6,6 +6,7 @@ import dagster as dg
 from sync_pipeline.config import ConnectionSettings, SourceSystem
 from sync_pipeline.defs.extract import extract_keys
 from sync_pipeline.defs.metrics import METRICS_KEYS
+from sync_pipeline.defs.resources import run_options_config
 from sync_pipeline.defs.staging import STAGING_KEYS
 
 TIMEZONE = "UTC"
@@ -15,11 +16,6 @@ _UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.D
 
 def job_name(connection: str) -> str:
     return f"{connection}_job"
-
-
-def metrics_run_config(as_of: str) -> dict:
-    """Every metrics asset evaluates as of the same date."""
-    return {"ops": {op: {"config": {"as_of": as_of}} for op in ("metrics__account_metrics", "metrics__financial_health", "metrics__risk_alerts")}}
 
 
 def build_connection_job(conn: ConnectionSettings, source: SourceSystem, load_keys: list[dg.AssetKey]):
@@ -50,7 +46,7 @@ def build_schedule(conn: ConnectionSettings, job) -> dg.ScheduleDefinition | Non
             return dg.SkipReason(f"run {busy[0].dagster_run.run_id[:8]} of {job.name} has not finished yet "
                                  f"({busy[0].dagster_run.status.value.lower()})")
         as_of = context.scheduled_execution_time.date().isoformat()
-        return dg.RunRequest(run_config=metrics_run_config(as_of), tags={"sync/as_of": as_of})
+        return dg.RunRequest(run_config=run_options_config(as_of=as_of), tags={"sync/as_of": as_of})
 
     return _schedule
 

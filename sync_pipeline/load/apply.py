@@ -21,7 +21,7 @@ import duckdb
 
 from sync_pipeline.load.ledger import Ledger, Outcome
 from sync_pipeline.load.plan import Plan, PlanItem
-from sync_pipeline.systems._http import (ApiConnectionError, ApiStatusError, ApiTimeoutError, AuthError,
+from sync_pipeline.connectors._http import (ApiConnectionError, ApiStatusError, ApiTimeoutError, AuthError,
                                          BadResponseError, RateLimitError, ServerError)
 
 log = logging.getLogger("sync_pipeline.load")

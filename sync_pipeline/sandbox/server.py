@@ -177,6 +177,16 @@ class Sandbox:
                 "zoho": {"organization_id": self.zoho.organization_id},
                 "csb": {"api_key": self.csb.api_key}}
 
+    def target_counts(self) -> dict[str, dict[str, int]]:
+        """Records each target simulator holds now: {"Sugester": {"clients": 40, ...}, ...}."""
+        return {"Sugester": self.sugester.record_counts(), "CustomerSuccessBox": self.csb.record_counts()}
+
+    def describe_counts(self) -> str:
+        """One line for people: what the target simulators hold."""
+        parts = [f"{label} holds " + (" and ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "nothing")
+                 for label, counts in self.target_counts().items()]
+        return "; ".join(parts)
+
     def save(self, path: Path) -> None:
         """Write all simulator state as JSON (atomically, so a crash never leaves half a file)."""
         path = Path(path)

@@ -12,15 +12,8 @@ from datetime import timedelta
 import duckdb
 
 from sync_pipeline.warehouse.db import read_sql, transaction
-from sync_pipeline.warehouse.raw import DEFAULT_CLOCK_SKEW, RAW_KEYS, ensure_raw_table
-
-# Vendor type → (clients SQL producing _clients, invoices SQL producing _invoices_mapped); between the
-# two, the shared identity.sql binds account ids and produces _accounts_mapped.
-MAPPINGS = {
-    "fakturownia": ("sql/fakturownia_clients.sql", "sql/fakturownia_invoices.sql"),
-    "invoiceocean": ("sql/fakturownia_clients.sql", "sql/fakturownia_invoices.sql"),
-    "zoho_invoice": ("sql/zoho_clients.sql", "sql/zoho_invoices.sql"),
-}
+from sync_pipeline.connectors.registry import connector_for
+from sync_pipeline.warehouse.raw import DEFAULT_CLOCK_SKEW, ensure_raw_table
 
 _ACCOUNT_COLS = ("account_id, source_instance, source_system, source_id, name, tax_id, email, phone, street, city, "
                  "post_code, country, kind, department, source_updated_at")
@@ -85,22 +78,24 @@ def _problems(conn: duckdb.DuckDBPyConnection, s: SourceSystemRef, tables: dict[
     """_problems: what is wrong with the raw records of these entities, whatever the vendor (raw_problems.sql)."""
     sql = read_sql("sync_pipeline.transform", "sql/raw_problems.sql")
     skew = _lit(f"{int(s.max_clock_skew.total_seconds())} seconds")
-    parts = [sql.format(table=tables[e], id_key=_lit(RAW_KEYS[s.type][e].id),
-                        updated_key=_lit(RAW_KEYS[s.type][e].updated_at), skew=skew) for e in entities]
+    source = connector_for(s.type).source
+    parts = [sql.format(table=tables[e], id_key=_lit(source.keys(e).id),
+                        updated_key=_lit(source.keys(e).updated_at), skew=skew) for e in entities]
     conn.execute("CREATE OR REPLACE TEMP TABLE _problems AS " + " UNION ALL ".join(f"({p})" for p in parts))
 
 
 def _stage_system(conn: duckdb.DuckDBPyConnection, s: SourceSystemRef, run_id: str) -> dict[str, EntityCounts]:
-    tables = {entity: ensure_raw_table(conn, s.name, entity) for entity in RAW_KEYS[s.type]}
-    clients_sql, invoices_sql = MAPPINGS[s.type]
+    connector = connector_for(s.type)
+    source = connector.source
+    tables = {entity: ensure_raw_table(conn, s.name, entity) for entity in source.entities}
     placeholders = dict(tables, instance=_lit(s.name), system_type=_lit(s.type), identifier=_lit(s.identifier),
                         identifier_field=_lit(s.identifier_field))
     _problems(conn, s, tables, ["clients"])
-    for name in (clients_sql, "sql/identity.sql"):
-        conn.execute(read_sql("sync_pipeline.transform", name).format(**placeholders))
+    for sql in (connector.sql(source.clients_sql), read_sql("sync_pipeline.transform", "sql/identity.sql")):
+        conn.execute(sql.format(**placeholders))
     _problems(conn, s, tables, [e for e in tables if e != "clients"])  # invoices (and Zoho's credit notes)
-    for name in (invoices_sql, "sql/invoice_checks.sql"):
-        conn.execute(read_sql("sync_pipeline.transform", name).format(**placeholders))
+    for sql in (connector.sql(source.invoices_sql), read_sql("sync_pipeline.transform", "sql/invoice_checks.sql")):
+        conn.execute(sql.format(**placeholders))
     conn.execute(f"INSERT INTO staging.accounts SELECT {_ACCOUNT_COLS} FROM _accounts_mapped WHERE reason = ''")
     conn.execute(f"INSERT INTO staging.invoices SELECT {_INVOICE_COLS} FROM _invoices_mapped WHERE reason = ''")
     for entity, table, reason_col, disposition in (

@@ -35,18 +35,6 @@ class RawKeys:
     issue_date: str = "issue_date"
 
 
-# system type → entity → keys. Only what landing needs; the mapping to the canonical model is SQL.
-RAW_KEYS: dict[str, dict[str, RawKeys]] = {
-    "fakturownia": {"clients": RawKeys(), "invoices": RawKeys()},
-    "invoiceocean": {"clients": RawKeys(), "invoices": RawKeys()},
-    "zoho_invoice": {
-        "clients": RawKeys("contact_id", "last_modified_time", "date"),
-        "invoices": RawKeys("invoice_id", "last_modified_time", "date"),
-        "creditnotes": RawKeys("creditnote_id", "last_modified_time", "date"),
-    },
-}
-
-
 def raw_table(system: str, entity: str) -> str:
     return f"raw.{system}_{entity}"
 

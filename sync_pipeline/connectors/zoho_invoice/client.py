@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ._http import (
+from sync_pipeline.connectors._http import (
     newest_first_since,
     parse_timestamp,
     ApiStatusError,
@@ -96,6 +96,10 @@ class ZohoOAuth(HttpApi):
         self.refreshes = 0  # successful refreshes made
         self.api_domain: str | None = None  # the API host Zoho says the token belongs to
 
+    @property
+    def secrets(self) -> tuple[str, str]:
+        return self._client_secret, self._refresh_token
+
     def access_token(self) -> str:
         with self._lock:
             if self._token is None or self._clock() >= self._expires_at:
@@ -154,30 +158,68 @@ class ZohoOAuth(HttpApi):
         )
 
 
+class ZohoTokenAuth(httpx.Auth):
+    """Adds `Authorization: Zoho-oauthtoken <access token>` to every request. An access token can be revoked or
+    expire early: on a 401 from the API the token is refreshed once and the request sent again."""
+
+    def __init__(self, oauth: ZohoOAuth, on_token: Callable[[str], None] = lambda token: None) -> None:
+        self.oauth = oauth
+        self._on_token = on_token  # the API client redacts every token it was given
+
+    def _sign(self, request: httpx.Request) -> None:
+        token = self.oauth.access_token()
+        self._on_token(token)
+        request.headers["Authorization"] = f"Zoho-oauthtoken {token}"
+
+    def auth_flow(self, request: httpx.Request):
+        self._sign(request)
+        response = yield request
+        if response.status_code == 401:
+            self.oauth.invalidate()
+            self._sign(request)
+            yield request
+
+
 class ZohoInvoiceClient(HttpApi):
     """Reads contacts, invoices and credit notes; records are yielded exactly as received (amounts are numbers,
     ids numeric strings, empty dates "")."""
 
-    def __init__(self, *, system: str, api_url: str, accounts_url: str, organization_id: str, client_id: str,
-                 client_secret: str, refresh_token: str, per_page: int = MAX_PER_PAGE, oauth: ZohoOAuth | None = None,
-                 **http_kwargs: Any) -> None:
+    def __init__(self, *, system: str, api_url: str, organization_id: str, oauth: ZohoOAuth,
+                 per_page: int = MAX_PER_PAGE, **http_kwargs: Any) -> None:
+        """`oauth` is the Zoho OAuth session of this system; its owner closes it (one session serves every client
+        of a step, so a token is reused until it expires)."""
         _require(system, organization_id=organization_id)
         if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= MAX_PER_PAGE:
             raise ValueError(f"{system}: per_page must be between 1 and {MAX_PER_PAGE}, got {per_page!r}")
-        self._owns_oauth = oauth is None
-        if oauth is None:
-            # The token endpoint shares the connection's transport, retry policy and (fake) time.
-            shared = {k: http_kwargs[k] for k in ("transport", "sleep", "retry", "rng", "clock") if k in http_kwargs}
-            oauth = ZohoOAuth(system=system, accounts_url=accounts_url, client_id=client_id,
-                              client_secret=client_secret, refresh_token=refresh_token, **shared)
         headers = {**dict(http_kwargs.pop("headers", None) or {}), ORGANIZATION_HEADER: organization_id}
-        secrets = (*http_kwargs.pop("secrets", ()), client_secret, refresh_token)
-        super().__init__(system=system, base_url=api_url, secrets=secrets, headers=headers, **http_kwargs)
+        secrets = (*http_kwargs.pop("secrets", ()), *oauth.secrets)
+        super().__init__(system=system, base_url=api_url, secrets=secrets, headers=headers,
+                         auth=ZohoTokenAuth(oauth, on_token=self.add_secrets), **http_kwargs)
         self.api_url = api_url
         self.organization_id = organization_id
         self.per_page = per_page
         self._oauth = oauth
+        self._owns_oauth = False
         self._pages = PageLoop(system=system, per_page=per_page)
+
+    @classmethod
+    def from_credentials(cls, *, system: str, api_url: str, accounts_url: str, organization_id: str,
+                         client_id: str, client_secret: str, refresh_token: str, **http_kwargs: Any
+                         ) -> ZohoInvoiceClient:
+        """A client with an OAuth session of its own (closed with it) that shares its transport, retry policy
+        and (fake) time: for one-off use and tests; the pipeline shares one session per system."""
+        _require(system, organization_id=organization_id)
+        shared = {k: http_kwargs[k] for k in ("transport", "sleep", "retry", "rng", "clock") if k in http_kwargs}
+        oauth = ZohoOAuth(system=system, accounts_url=accounts_url, client_id=client_id, client_secret=client_secret,
+                          refresh_token=refresh_token, **shared)
+        client = cls(system=system, api_url=api_url, organization_id=organization_id, oauth=oauth, **http_kwargs)
+        client._owns_oauth = True
+        return client
+
+    def close(self) -> None:
+        super().close()
+        if self._owns_oauth:
+            self._oauth.close()
 
     @property
     def pages_requested(self) -> int:
@@ -187,11 +229,6 @@ class ZohoInvoiceClient(HttpApi):
     @property
     def token_refreshes(self) -> int:
         return self._oauth.refreshes
-
-    def close(self) -> None:
-        super().close()
-        if self._owns_oauth:
-            self._oauth.close()
 
     # --- reads ----------------------------------------------------------------------------------------------------
 
@@ -220,11 +257,6 @@ class ZohoInvoiceClient(HttpApi):
 
     # --- plumbing -------------------------------------------------------------------------------------------------
 
-    def request_headers(self) -> Mapping[str, str]:
-        token = self._oauth.access_token()
-        self.add_secrets(token)
-        return {"Authorization": f"Zoho-oauthtoken {token}"}
-
     def error_for_response(self, response: httpx.Response, endpoint: str) -> ApiStatusError | None:
         code, message = _zoho_error(response.content)
         if code == DAILY_LIMIT_CODE:
@@ -247,14 +279,8 @@ class ZohoInvoiceClient(HttpApi):
         except AuthError as exc:
             if not _is_api_401(exc):
                 raise
-        # An access token can be revoked or expire early: fetch a fresh one and try once more.
-        self._oauth.invalidate()
-        try:
-            return self.request_json("GET", path, params=params)
-        except AuthError as exc:
-            if not _is_api_401(exc):
-                raise
             error = exc
+        # ZohoTokenAuth already refreshed the token once and sent the request again.
         raise AuthError(
             f"{self.system}: {error.endpoint} failed with HTTP 401 again after refreshing the access token (Zoho "
             f"rejected a fresh token{self._domain_hint()}; check the connection's scopes, organization and data "

@@ -1,24 +1,23 @@
-"""Sugester as a target: desired clients and deals (SQL), and the writers that send them."""
+"""Sugester as a target: the writers that send clients and deals (their payloads are the SQL beside this)."""
 
 from __future__ import annotations
 
-from sync_pipeline.config import ConnectionSettings
+from typing import TYPE_CHECKING
+
 from sync_pipeline.load.metric_fields import json_object_pairs, metric_joins
 from sync_pipeline.load.plan import PlanItem
-from sync_pipeline.systems.sugester import SugesterClient
-from sync_pipeline.warehouse.db import read_sql
+from sync_pipeline.connectors.sugester.client import SugesterClient
+
+if TYPE_CHECKING:
+    from sync_pipeline.config import ConnectionSettings
 
 OUR_KEY_NAME = "sync_pipeline"  # the key under which our id travels in Sugester's external_ids
 
 
-def desired_clients_sql(connection: ConnectionSettings) -> str:
+def render_clients(sql: str, connection: ConnectionSettings) -> str:
     """Clients with the connection's metric fields (custom fields) filled from the metrics marts."""
-    return read_sql("sync_pipeline.load", "sql/sugester_clients.sql").format(
-        metric_joins=metric_joins("a.account_id"), metric_fields=json_object_pairs(connection.metric_fields))
-
-
-def desired_deals_sql(connection: ConnectionSettings) -> str:
-    return read_sql("sync_pipeline.load", "sql/sugester_deals.sql")
+    return sql.format(metric_joins=metric_joins("a.account_id"),
+                      metric_fields=json_object_pairs(connection.metric_fields))
 
 
 class SugesterClientsWriter:

@@ -259,6 +259,7 @@ class HttpApi:
         headers: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.system = system
         self.retry = retry
@@ -272,6 +273,7 @@ class HttpApi:
             base_url=base_url,
             timeout=timeout,
             transport=transport,
+            auth=auth,
             headers={"Accept": "application/json", "User-Agent": "sync-pipeline/0.1", **dict(headers or {})},
         )
 

@@ -1,4 +1,4 @@
-"""CustomerSuccessBox as a target: desired accounts and invoices (SQL), and the writers that push them.
+"""CustomerSuccessBox as a target: the writers that push accounts and invoices (payloads: the SQL beside this).
 
 CSB upserts by id (account_id, invoice_id), so a push is its own crash recovery: there is nothing to
 look up, and sending a record again is harmless.
@@ -8,18 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sync_pipeline.config import ConnectionSettings
 from sync_pipeline.load.plan import PlanItem
-from sync_pipeline.systems.customersuccessbox import CustomerSuccessBoxClient
-from sync_pipeline.warehouse.db import read_sql
-
-
-def desired_accounts_sql(connection: ConnectionSettings) -> str:
-    return read_sql("sync_pipeline.load", "sql/csb_accounts.sql")
-
-
-def desired_invoices_sql(connection: ConnectionSettings) -> str:
-    return read_sql("sync_pipeline.load", "sql/csb_invoices.sql")
+from sync_pipeline.connectors.customersuccessbox.client import CustomerSuccessBoxClient
 
 
 class UpsertWriter:

@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ._http import BadResponseError
-from .fakturownia import TokenParamApi, check_account, record_id
+from sync_pipeline.connectors._http import BadResponseError
+from sync_pipeline.connectors._token_param import TokenParamApi, check_account, record_id
 
 
 def base_url_for(account: str) -> str:

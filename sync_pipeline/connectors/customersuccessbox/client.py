@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from ._http import ApiStatusError, AuthError, HttpApi, ValidationError, parse_field_errors
+from sync_pipeline.connectors._http import ApiStatusError, AuthError, HttpApi, ValidationError, parse_field_errors
 
 SDK_TIMEOUT = 5.0  # seconds, as in the official SDKs
 

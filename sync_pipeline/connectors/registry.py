@@ -1,0 +1,141 @@
+"""System type → connector: everything the pipeline knows of one vendor, declared in its folder.
+
+Every layer asks here (extract streams and their raw keys, staging SQL, target entities, the client
+factory, the sandbox's credentials, the default schedule); no other module branches on a type string.
+Adding a vendor is one folder under `connectors/` and one line in `_CONNECTORS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from sync_pipeline.warehouse.db import read_sql
+from sync_pipeline.warehouse.raw import RawKeys
+
+if TYPE_CHECKING:
+    from sync_pipeline.config import ConnectionSettings
+    from sync_pipeline.connectors._http import HttpApi
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One incrementally read list of a source: raw table `raw.<system>_<entity>`, asset `<system>/<asset>`."""
+
+    entity: str                 # raw entity: clients, invoices, creditnotes
+    asset: str                  # asset name: clients, invoice_changes, creditnote_changes
+    read_changed: str           # client method yielding pages changed since a time: (updated_since=) -> pages
+    keys: RawKeys = RawKeys()
+    staged_as: str = "invoices"  # canonical entity it feeds: clients or invoices (credit notes are invoices)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A system that is read: its streams and the SQL from its raw tables to the canonical model."""
+
+    streams: tuple[Stream, ...]
+    clients_sql: str            # produces _clients (file in the connector's folder)
+    invoices_sql: str           # produces _invoices_mapped
+    history_reader: str = "iter_invoice_pages_issued_between"  # (date_from=, date_to=) -> pages
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        return tuple(s.entity for s in self.streams)
+
+    def keys(self, entity: str) -> RawKeys:
+        return next(s.keys for s in self.streams if s.entity == entity)
+
+    def streams_staged_as(self, canonical: str) -> tuple[Stream, ...]:
+        return tuple(s for s in self.streams if s.staged_as == canonical)
+
+
+@dataclass(frozen=True)
+class TargetEntity:
+    """One entity a target receives, in load order: asset `<connection>/<name>`, ledger entity `<name>`."""
+
+    name: str
+    payload_sql: str                                        # file in the connector's folder: (our_key, payload, blocked)
+    writer: Callable[[Any], Any]                            # api client -> TargetWriter
+    needs_metrics: bool                                     # runs after the metrics assets
+    after: str | None                                       # entity of the same target loaded first
+    description: str
+    render: Callable[[str, ConnectionSettings], str] | None = None  # fills placeholders of payload_sql
+
+
+@dataclass(frozen=True)
+class Connector:
+    types: tuple[str, ...]                                  # system types it serves (one API, several names)
+    package: str                                            # where its SQL files live
+    build_client: Callable[..., HttpApi]                    # (system settings[, session]) -> API client
+    sandbox_credentials: Callable[[Any], Mapping[str, str]]  # system settings -> Sandbox(**credentials)
+    source: Source | None = None
+    targets: tuple[TargetEntity, ...] = ()
+    default_schedule: str = "every_3_hours"                 # of a connection into this target
+    open_session: Callable[[Any], Any] | None = None        # system settings -> a session its clients share
+    label: str = field(default="", compare=False)           # how people call it ("Sugester")
+
+    def sql(self, name: str) -> str:
+        return read_sql(self.package, name)
+
+    def payload_sql(self, entity: TargetEntity, connection: ConnectionSettings) -> str:
+        sql = self.sql(entity.payload_sql)
+        return entity.render(sql, connection) if entity.render else sql
+
+
+class UnknownSystemType(LookupError):
+    pass
+
+
+# One line per vendor folder.
+_CONNECTORS = (
+    "sync_pipeline.connectors.fakturownia.connector",
+    "sync_pipeline.connectors.zoho_invoice.connector",
+    "sync_pipeline.connectors.sugester.connector",
+    "sync_pipeline.connectors.customersuccessbox.connector",
+)
+
+
+@cache
+def _by_type() -> dict[str, Connector]:
+    found: dict[str, Connector] = {}
+    for module in _CONNECTORS:
+        connector: Connector = importlib.import_module(module).CONNECTOR
+        for t in connector.types:
+            if t in found:
+                raise RuntimeError(f"system type {t!r} is declared by two connectors")
+            found[t] = connector
+    return found
+
+
+def known_types() -> tuple[str, ...]:
+    return tuple(_by_type())
+
+
+def connector_for(system_type: str) -> Connector:
+    try:
+        return _by_type()[system_type]
+    except KeyError:
+        raise UnknownSystemType(f"no connector for system type {system_type!r} (known: "
+                                f"{', '.join(sorted(_by_type()))})") from None
+
+
+def source_of(system_type: str) -> Source:
+    source = connector_for(system_type).source
+    if source is None:
+        raise UnknownSystemType(f"system type {system_type!r} cannot be a source")
+    return source
+
+
+def target_entities(system_type: str) -> tuple[TargetEntity, ...]:
+    targets = connector_for(system_type).targets
+    if not targets:
+        raise UnknownSystemType(f"system type {system_type!r} cannot be a target")
+    return targets
+
+
+def build_client(system: Any) -> HttpApi:
+    """The API client of a configured system (its secrets must be resolved)."""
+    return connector_for(system.type).build_client(system)
