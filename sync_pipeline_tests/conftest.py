@@ -103,7 +103,7 @@ def instance():
 
 def run_sync(config_path: Path, instance, **kwargs):
     """Run the connections once and return (runs, summary)."""
-    from sync_pipeline.runner import run_connections, summarize
+    from sync_pipeline.cli.run import run_connections, summarize
 
     kwargs.setdefault("as_of", TODAY)
     runs = run_connections(config_path, instance=instance, **kwargs)

@@ -17,7 +17,7 @@ from sync_pipeline.config import load_settings
 from sync_pipeline.sandbox.demo_data import DemoSpec
 from sync_pipeline.sandbox.server import Sandbox
 from sync_pipeline.sandbox.zoho_demo import ZohoDemoSpec
-from sync_pipeline.status import failure_line
+from sync_pipeline.cli.report import failure_line
 from sync_pipeline.warehouse.db import connect
 from sync_pipeline_tests.bad_input_corpus import (CASES, Case, FakturowniaSeed, ZohoSeed, marker, record_cases,
                                                   transport_cases)

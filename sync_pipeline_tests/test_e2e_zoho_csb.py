@@ -195,23 +195,28 @@ def test_definitions_schedule_the_connection_nightly_in_utc(tmp_path, sandbox):
 
 
 def test_status_shows_the_last_run_per_connection(tmp_path, sandbox, instance):
-    from sync_pipeline.status import connection_status, render
+    from sync_pipeline.cli.status import connection_status, render
 
     config = zoho_config(tmp_path, sandbox)
     settings = load_settings(config, strict=False)
     assert connection_status(instance, settings)[0]["last_run"] is None
-    runs, _ = run_sync(config, instance)
+    runs, summary = run_sync(config, instance)
     [status] = connection_status(instance, settings)
     run = status["last_run"]
     assert (run["run_id"], run["status"], run["first_error"]) == (runs[0].run_id, "Successful", None)
     assert run["counts"]["accounts"]["created"] == len(sandbox.csb.accounts) and run["duration_seconds"] > 0
     assert status["cron"] == "0 0 * * *"
+    # `status` (stored events) and `run` (the run it just executed) read counts the same way
+    assert set(run["counts"]) == {"accounts", "invoices"}
+    for entity, counts in run["counts"].items():
+        assert counts == {k: v for k, v in summary["connections"][CONN][entity].items() if k != "examples"}
 
     sandbox.zoho_accounts.revoke_refresh_token()
     sandbox.zoho_accounts.expire_access_tokens()
-    run_sync(config, instance)
+    failed, _ = run_sync(config, instance)
     [status] = connection_status(instance, settings)
     assert status["last_run"]["status"] == "Failed"
     assert "refresh" in status["last_run"]["first_error"].lower()
+    assert failed[0].error == f"connection {CONN}: {status['last_run']['first_error']}"  # one first_error()
     assert "sandbox-zoho-refresh" not in render([status])
     assert "last run: Failed" in render([status])

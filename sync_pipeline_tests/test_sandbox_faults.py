@@ -353,7 +353,7 @@ def _sandbox_config(tmp_path, faults: str):
 
 
 def test_sync_yaml_faults_reach_the_simulators(tmp_path, monkeypatch, http):
-    from sync_pipeline.local import sandbox_if_configured
+    from sync_pipeline.cli.local import sandbox_if_configured
 
     monkeypatch.delenv("SYNC_SANDBOX_URL", raising=False)
     path = _sandbox_config(tmp_path, "{'*': {server_error: 1, seed: 2}, sugester: {ghost_write: 0.5, seed: 3}}")

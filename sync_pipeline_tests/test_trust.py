@@ -142,7 +142,7 @@ def test_a_run_that_fails_part_way_reports_what_it_wrote(config_path, sandbox, i
     assert not summary["ok"] and "HTTP 401" in runs[0].error
     assert summary["connections"][CONN]["deals"]["created"] == 100 == len(sandbox.sugester.deals)
 
-    from sync_pipeline.status import connection_status
+    from sync_pipeline.cli.status import connection_status
 
     [status] = connection_status(instance, load_settings(config_path, strict=False))
     assert status["last_run"]["status"] == "Failed" and status["last_run"]["counts"]["deals"]["created"] == 100

@@ -27,7 +27,7 @@ import dagster as dg
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from sync_pipeline.runner import run_connections, summarize  # noqa: E402
+from sync_pipeline.cli.run import run_connections, summarize  # noqa: E402
 from sync_pipeline.sandbox.demo_data import DemoSpec  # noqa: E402
 from sync_pipeline.sandbox.faults import FaultPlan  # noqa: E402
 from sync_pipeline.sandbox.server import Sandbox  # noqa: E402

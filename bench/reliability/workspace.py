@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from sync_pipeline.local import SANDBOX_URL_VAR
+from sync_pipeline.cli.local import SANDBOX_URL_VAR
 from sync_pipeline.sandbox.demo_data import DemoSpec
 from sync_pipeline.sandbox.server import Sandbox
 

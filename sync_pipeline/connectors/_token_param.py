@@ -8,7 +8,14 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sync_pipeline.connectors._http import BadResponseError, HttpApi, Page, PageLoop, ValidationError, parse_field_errors
+from sync_pipeline.connectors._http import (
+    BadResponseError,
+    HttpApi,
+    Page,
+    PageLoop,
+    ValidationError,
+    parse_field_errors,
+)
 
 MAX_PER_PAGE = 100
 _ACCOUNT = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", re.I)

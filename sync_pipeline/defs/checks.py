@@ -4,8 +4,8 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from sync_pipeline.defs.resources import warehouse_read_only
 from sync_pipeline.defs.metrics import ACCOUNT_METRICS
+from sync_pipeline.defs.resources import warehouse_read_only
 from sync_pipeline.defs.staging import ACCOUNTS, INVOICES
 
 # Overdue invoices restated from DESIGN §4 on their own, so the metric SQL is checked, not repeated.

@@ -8,10 +8,11 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sync_pipeline.config import SourceSystem
-from sync_pipeline.defs.resources import SyncSettings, warehouse
 from sync_pipeline.connectors._http import ApiError
 from sync_pipeline.connectors.registry import Stream, source_of
+from sync_pipeline.defs.resources import SyncSettings, warehouse
 from sync_pipeline.warehouse.raw import LandingStats, RawLanding, read_cursor
+
 
 def _landing_metadata(stats: LandingStats, pages: int, since) -> dict:
     return {

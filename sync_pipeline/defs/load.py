@@ -6,12 +6,12 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sync_pipeline.config import ConnectionSettings
+from sync_pipeline.connectors.registry import TargetEntity, connector_for, target_entities
 from sync_pipeline.defs.metrics import FINANCIAL_HEALTH, RISK_ALERTS
 from sync_pipeline.defs.resources import RunOptions, SyncSettings, warehouse
 from sync_pipeline.defs.staging import ACCOUNTS, INVOICES
 from sync_pipeline.load.apply import ApplyResult, apply_plan
 from sync_pipeline.load.plan import Plan, compute_plan
-from sync_pipeline.connectors.registry import TargetEntity, connector_for, target_entities
 
 
 def _plan_markdown(plan: Plan) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sync_pipeline.load.plan import PlanItem
 from sync_pipeline.connectors.customersuccessbox.client import CustomerSuccessBoxClient
+from sync_pipeline.load.plan import PlanItem
 
 
 class UpsertWriter:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sync_pipeline.connectors.sugester.client import SugesterClient
 from sync_pipeline.load.metric_fields import json_object_pairs, metric_joins
 from sync_pipeline.load.plan import PlanItem
-from sync_pipeline.connectors.sugester.client import SugesterClient
 
 if TYPE_CHECKING:
     from sync_pipeline.config import ConnectionSettings

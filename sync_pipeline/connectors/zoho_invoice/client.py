@@ -15,8 +15,6 @@ from typing import Any
 import httpx
 
 from sync_pipeline.connectors._http import (
-    newest_first_since,
-    parse_timestamp,
     ApiStatusError,
     AuthError,
     BadResponseError,
@@ -25,7 +23,9 @@ from sync_pipeline.connectors._http import (
     PageLoop,
     RateLimitError,
     ValidationError,
+    newest_first_since,
     parse_retry_after,
+    parse_timestamp,
 )
 
 logger = logging.getLogger(__name__)

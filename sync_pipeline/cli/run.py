@@ -17,16 +17,20 @@ from typing import Any
 import dagster as dg
 from dagster._core.utils import make_new_run_id
 
+from sync_pipeline.cli.report import (
+    asset_metadata,
+    counts_line,
+    first_error,
+    load_counts,
+    was_interrupted,
+)
+from sync_pipeline.cli.run_watch import RunWatch
 from sync_pipeline.config import ConfigError, load_settings
+from sync_pipeline.connectors.registry import source_of, target_entities
 from sync_pipeline.dead_runs import close_dead_runs, worker_tags
 from sync_pipeline.defs.build import build_definitions
 from sync_pipeline.defs.resources import run_options_config
 from sync_pipeline.defs.schedules import job_name
-from sync_pipeline.load.apply import COUNTS as _LOAD_COUNTS
-from sync_pipeline.connectors.registry import source_of, target_entities
-from sync_pipeline.run_watch import RunWatch
-from sync_pipeline.status import INTERRUPTS, failure_line, innermost_error
-
 
 
 @dataclass
@@ -38,31 +42,6 @@ class ConnectionRun:
     error: str | None
     materializations: dict[str, dict[str, Any]] = field(default_factory=dict)  # asset key → metadata values
     interrupted: bool = False  # stopped by Ctrl-C or SIGTERM
-
-
-def _metadata_values(metadata) -> dict[str, Any]:
-    return {k: getattr(v, "value", v) for k, v in metadata.items()}
-
-
-def _failures(result):
-    for event in result.all_events:
-        if event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE"):
-            yield event
-
-
-def _was_interrupted(result) -> bool:
-    return any((err := innermost_error(e)) is not None and err.cls_name in INTERRUPTS for e in _failures(result))
-
-
-def _first_error(result) -> str | None:
-    """One line for a person: the first failed step and what went wrong there."""
-    fallback = None
-    for event in _failures(result):
-        line = failure_line(event)
-        if line:
-            return line
-        fallback = fallback or event.message
-    return fallback
 
 
 def _entities(settings, connection: str) -> list[str]:
@@ -98,16 +77,11 @@ def run_connections(config_path: Path | str, *, connections: list[str] | None = 
                 instance=instance, run_config=run_config, raise_on_error=False, run_id=run_id,
                 tags={"sync/connection": name, "sync/trigger": "cli", **worker_tags()},
             )
-        error = None if result.success else f"connection {name}: {_first_error(result)}"
+        events = result.all_events
+        error = None if result.success else f"connection {name}: {first_error(events)}"
         run = ConnectionRun(name, result.run_id, result.success, round(time.monotonic() - started, 2), error,
-                            interrupted=watch.interrupted or _was_interrupted(result))
-        for event in result.get_asset_materialization_events():
-            mat = event.event_specific_data.materialization
-            run.materializations[mat.asset_key.to_user_string()] = _metadata_values(mat.metadata)
-        for event in result.all_events:  # a load step that failed part way still reports what it wrote
-            user = getattr(event.event_specific_data, "user_failure_data", None) if event.is_step_failure else None
-            if user is not None and user.metadata and event.step_key:  # op `conn__deals` is asset `conn/deals`
-                run.materializations[event.step_key.replace("__", "/")] = _metadata_values(user.metadata)
+                            materializations=asset_metadata(events),
+                            interrupted=watch.interrupted or was_interrupted(events))
         runs.append(run)
         if run.interrupted:
             break  # the person asked to stop: do not start the next connection
@@ -148,7 +122,7 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
             "error": run.error,
             "target": conn.target,
             "dry_run": any(m.get(f"{run.connection}/{e}", {}).get("dry_run", conn.dry_run) for e in entities),
-            **{entity: {**{k: m.get(f"{run.connection}/{entity}", {}).get(k, 0) for k in _LOAD_COUNTS},
+            **{entity: {**load_counts(m.get(f"{run.connection}/{entity}")),
                         "examples": m.get(f"{run.connection}/{entity}", {}).get("plan_examples") or {}}
                for entity in entities},
         }
@@ -179,10 +153,7 @@ def render_text(summary: dict[str, Any]) -> str:
             lines.append(f"  error: {c['error']}")
         for entity in [k for k, v in c.items() if isinstance(v, dict) and "created" in v]:
             e = c[entity]
-            would = "would be " if c["dry_run"] else ""
-            extra = "".join(f", {k} {e[k]}" for k in ("adopted", "unknown", "blocked") if e.get(k))
-            lines.append(f"  {entity:<8} {would}created {e['created']}, {would}updated {e['updated']}, "
-                         f"unchanged {e['unchanged']}, failed {e['failed']}{extra}")
+            lines.append(counts_line(entity, e, dry_run=c["dry_run"]))
             if c["dry_run"] or e.get("blocked"):
                 for action, keys in e.get("examples", {}).items():
                     lines.append(f"           e.g. {action}: {', '.join(keys)}")

@@ -1,4 +1,8 @@
-"""`sync-pipeline`: run the configured connections, serve the sandbox, start the UI."""
+"""`sync-pipeline`: run the configured connections, serve the sandbox, start the UI.
+
+The argparse entry: each command here only opens what it needs and prints; the work is in the modules of
+this package (run, status, accounts, unmatched) and of the rest of the product. Heavy imports (Dagster)
+happen inside the commands, so `sync-pipeline --help` answers at once."""
 
 from __future__ import annotations
 
@@ -23,8 +27,8 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sync_pipeline.local import ensure_dagster_home, sandbox_if_configured
-    from sync_pipeline.runner import render_text, run_connections, summarize
+    from sync_pipeline.cli.local import ensure_dagster_home, sandbox_if_configured
+    from sync_pipeline.cli.run import render_text, run_connections, summarize
 
     config_path = (args.config or default_config_path()).resolve()
     ensure_dagster_home(config_path.parent)
@@ -60,7 +64,7 @@ def _warehouse_readonly(config_path: Path):
 
 
 def _cmd_unmatched(args: argparse.Namespace) -> int:
-    from sync_pipeline.unmatched import list_unmatched, render
+    from sync_pipeline.cli.unmatched import list_unmatched, render
 
     config_path = (args.config or default_config_path()).resolve()
     opened = _warehouse_readonly(config_path)
@@ -82,10 +86,9 @@ def _cmd_unmatched(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     import dagster as dg
 
+    from sync_pipeline.cli.local import ensure_dagster_home
+    from sync_pipeline.cli.status import connection_status, render
     from sync_pipeline.config import load_settings
-    from sync_pipeline.local import ensure_dagster_home
-    from sync_pipeline.status import connection_status, render
-
     from sync_pipeline.dead_runs import close_dead_runs
 
     config_path = (args.config or default_config_path()).resolve()
@@ -101,8 +104,8 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     """Close runs whose process died (and, with --run, named runs whatever their state) so they free their pool slots."""
     import dagster as dg
 
+    from sync_pipeline.cli.local import ensure_dagster_home
     from sync_pipeline.dead_runs import close_dead_runs, force_close
-    from sync_pipeline.local import ensure_dagster_home
 
     config_path = (args.config or default_config_path()).resolve()
     ensure_dagster_home(config_path.parent)
@@ -123,7 +126,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
 def _cmd_dev(args: argparse.Namespace) -> int:
     """The sandbox (when configured) and the Dagster UI on the same configuration."""
-    from sync_pipeline.local import ensure_dagster_home, sandbox_if_configured
+    from sync_pipeline.cli.local import ensure_dagster_home, sandbox_if_configured
 
     config_path = (args.config or default_config_path()).resolve()
     ensure_dagster_home(config_path.parent)
@@ -148,7 +151,12 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
     """Accounts by invoice status from the warehouse (read-only: no secrets, no writes)."""
     import duckdb
 
-    from sync_pipeline.accounts import NoMetrics, list_accounts, render_table, to_json
+    from sync_pipeline.cli.accounts import (
+        NoMetrics,
+        list_accounts,
+        render_table,
+        to_json,
+    )
     from sync_pipeline.config import load_settings
     from sync_pipeline.warehouse.db import connect
 
@@ -171,7 +179,7 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sync-pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="sync-pipeline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run every configured connection once (or --connection NAME)")
@@ -212,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=_cmd_dev)
 
-    from sync_pipeline.accounts import BANDS, DEFAULT_LIMIT, DEFAULT_SORT, SORTS
+    from sync_pipeline.cli.accounts import BANDS, DEFAULT_LIMIT, DEFAULT_SORT, SORTS
 
     def _limit(text: str) -> int:
         n = int(text)
@@ -256,7 +264,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sync-pipeline: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from sync_pipeline.cli.entry import main
+
+sys.exit(main())

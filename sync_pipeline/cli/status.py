@@ -1,0 +1,75 @@
+"""The integration log: per connection, its last run from the Dagster instance (`sync-pipeline status`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import dagster as dg
+
+from sync_pipeline.cli.report import (
+    asset_metadata,
+    counts_line,
+    first_error,
+    load_counts,
+)
+from sync_pipeline.config import Settings
+from sync_pipeline.connectors.registry import target_entities
+
+_WORDS = {"SUCCESS": "Successful", "FAILURE": "Failed", "CANCELED": "Failed", "STARTED": "Running",
+          "STARTING": "Running", "QUEUED": "Queued", "NOT_STARTED": "Queued", "CANCELING": "Running"}
+
+
+def _ts(value: float | None) -> str | None:
+    return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds") if value else None
+
+
+def _events(instance: dg.DagsterInstance, run_id: str) -> list:
+    kinds = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.STEP_FAILURE,
+             dg.DagsterEventType.RUN_FAILURE}
+    return [record.dagster_event for record in instance.all_logs(run_id, of_type=kinds)]
+
+
+def connection_status(instance: dg.DagsterInstance, settings: Settings) -> list[dict[str, Any]]:
+    out = []
+    for name, conn in settings.connections.items():
+        records = instance.get_run_records(dg.RunsFilter(tags={"sync/connection": name}), limit=1)
+        entry: dict[str, Any] = {"connection": name, "source": conn.source, "target": conn.target,
+                                 "schedule": conn.schedule, "cron": conn.cron, "last_run": None}
+        if records:
+            rec = records[0]
+            run = rec.dagster_run
+            events = _events(instance, run.run_id)
+            produced = asset_metadata(events)
+            counts = {e.name: load_counts(produced[f"{name}/{e.name}"])
+                      for e in target_entities(settings.systems[conn.target].type) if f"{name}/{e.name}" in produced}
+            entry["last_run"] = {
+                "run_id": run.run_id,
+                "status": _WORDS.get(run.status.value, run.status.value.title()),
+                "started_at": _ts(rec.start_time),
+                "ended_at": _ts(rec.end_time),
+                "duration_seconds": round(rec.end_time - rec.start_time, 1) if rec.start_time and rec.end_time else None,
+                "counts": counts,
+                "first_error": first_error(events) if run.status.value in ("FAILURE", "CANCELED") else None,
+            }
+        out.append(entry)
+    return out
+
+
+def render(statuses: list[dict[str, Any]]) -> str:
+    lines = []
+    for s in statuses:
+        head = f"{s['connection']} ({s['source']} → {s['target']}, {s['schedule']}"
+        head += f" {s['cron']} UTC)" if s["cron"] else ")"
+        lines.append(head)
+        run = s["last_run"]
+        if run is None:
+            lines.append("  never run")
+            continue
+        took = f" in {run['duration_seconds']} s" if run["duration_seconds"] is not None else ""
+        lines.append(f"  last run: {run['status']}, {run['started_at'] or 'not started'}{took} (run {run['run_id'][:8]})")
+        for entity, c in run["counts"].items():
+            lines.append(counts_line(entity, c))
+        if run["first_error"]:
+            lines.append(f"  first error: {run['first_error']}")
+    return "\n".join(lines)
