@@ -45,7 +45,9 @@ def test_first_run_stages_everything_and_makes_one_deal_per_selected_invoice(con
     clients = sandbox.sugester.clients
     for key, deal in deals.items():
         inv = selected[key]
-        assert deal["url"] == inv["view_url"] and deal["url"].startswith(sandbox.url)
+        # list rows sometimes lack view_url (as real ones do): the link is then built from the token
+        assert deal["url"] == (inv.get("view_url") or f"{sandbox.url}/fakturownia/invoice/{inv['token']}")
+        assert deal["url"].startswith(sandbox.url)
         assert clients[deal["client_id"]]["external_id"] == f"fakturownia:{inv['client_id']}"
         assert Decimal(str(deal["price"])) == Decimal(inv["price_gross"])
         assert deal["currency"] == inv["currency"] and deal["paid"] == (inv["status"] == "paid" and not inv["cancelled"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, datetime, timezone
 
 import httpx
@@ -208,7 +209,7 @@ def test_list_page_errors_map_to_typed_errors():
     assert len(server.requests) == 6  # default RetryPolicy.max_attempts
 
 
-def test_changed_since_reads_to_the_end_when_the_server_ignores_the_newest_first_order():
+def test_changed_since_reads_to_the_end_when_the_server_ignores_the_newest_first_order(caplog):
     # Found by the crash harness: the list came back by id, page 1 held old clients, the read stopped there,
     # and every client created after the hundredth was never read again.
     since = datetime(2025, 6, 12, tzinfo=timezone.utc)
@@ -219,6 +220,25 @@ def test_changed_since_reads_to_the_end_when_the_server_ignores_the_newest_first
          invoice(6, "2025-05-01T00:00:00+00:00")],
         [invoice(7, "2025-07-01T00:00:00+00:00")],
     )
-    pages = list(make_client(server).iter_client_pages(updated_since=since))
+    client = make_client(server)
+    with caplog.at_level(logging.WARNING, logger="sync_pipeline.http"):
+        pages = list(client.iter_client_pages(updated_since=since))
     assert [r["id"] for p in pages for r in p] == [2, 7]
     assert [server.params(i)["page"] for i in range(len(server.requests))] == ["1", "2", "3", "4"]
+    # said once, although the order is broken on page 1 and again on page 3
+    said = [r.getMessage() for r in caplog.records if "newest-first" in r.getMessage()]
+    assert said == ["fakturownia: /clients.json: the server ignored the newest-first order; reading the whole "
+                    "listing so that no changed record is missed"]
+
+
+def test_a_list_really_sorted_newest_first_stops_early_and_says_nothing(caplog):
+    since = datetime(2025, 6, 12, tzinfo=timezone.utc)
+    server = PagedServer(
+        [invoice(9, "2025-07-01T00:00:00+00:00"), invoice(8, "2025-06-20T00:00:00+00:00"),
+         invoice(7, "2025-06-01T00:00:00+00:00")],
+        [invoice(6, "2025-05-01T00:00:00+00:00")],
+    )
+    with caplog.at_level(logging.WARNING, logger="sync_pipeline.http"):
+        pages = list(make_client(server).iter_client_pages(updated_since=since))
+    assert [r["id"] for p in pages for r in p] == [9, 8] and len(server.requests) == 1
+    assert not [r for r in caplog.records if "newest-first" in r.getMessage()]

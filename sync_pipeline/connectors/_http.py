@@ -268,6 +268,7 @@ class HttpApi:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
+        self._order_ignored: set[str] = set()  # endpoints whose newest-first order proved false (said once)
         _guard_httpx_logger()
         self._client = httpx.Client(
             base_url=base_url,
@@ -288,6 +289,19 @@ class HttpApi:
         if fresh:
             self._secrets.extend(fresh)
             self._secret_re = _secret_pattern(self._secrets)
+
+    def changed_since_newest_first(self, pages: Iterable[list], since: datetime,
+                                   stamp: Callable[[Any], datetime | None], endpoint: str) -> Iterator[list]:
+        """`newest_first_since` over this client's pages of `endpoint`; says once per endpoint (a warning on the
+        `sync_pipeline.http` logger) when the server ignored the order and the whole listing had to be read."""
+        def unsorted() -> None:
+            if endpoint not in self._order_ignored:
+                self._order_ignored.add(endpoint)
+                logger.warning("%s: %s: the server ignored the newest-first order; reading the whole listing so "
+                               "that no changed record is missed", self.system, endpoint,
+                               extra={"http_system": self.system, "http_endpoint": endpoint})
+        since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+        return newest_first_since(pages, since, stamp, on_unsorted=unsorted)
 
     def request_headers(self) -> Mapping[str, str]:
         """Vendor hook: headers computed for every attempt (e.g. a short-lived access token); none by default."""
@@ -577,15 +591,15 @@ class PageLoop:
             status_code=200, body_excerpt=excerpt)
 
 
-def newest_first_since(pages: Iterable[list], since: datetime,
-                       stamp: Callable[[Any], datetime | None]) -> Iterator[list]:
+def newest_first_since(pages: Iterable[list], since: datetime, stamp: Callable[[Any], datetime | None],
+                       on_unsorted: Callable[[], None] | None = None) -> Iterator[list]:
     """For lists sorted newest first with no changed-since filter: yield the records changed at or after
     `since` and stop after the first page that holds an older one. A record without a usable time is
     kept: never drop data.
 
     Stopping early is safe only if the server really sorted the list: once a record is newer than the one
     before it, the order is not to be trusted and the whole listing is read (the older records are still
-    left out)."""
+    left out); `on_unsorted` is called when that is found."""
     previous: datetime | None = None
     sorted_newest_first = True
     for page in pages:
@@ -593,8 +607,10 @@ def newest_first_since(pages: Iterable[list], since: datetime,
         for item in page:
             when = stamp(item) if isinstance(item, dict) else None
             if when is not None:
-                if previous is not None and when > previous:
+                if previous is not None and when > previous and sorted_newest_first:
                     sorted_newest_first = False
+                    if on_unsorted is not None:
+                        on_unsorted()
                 previous = when
             if when is not None and when < since:
                 older_seen = True

@@ -28,7 +28,8 @@ def _quarantine_preview(conn):
 
 
 def build_staging_assets(settings: Settings) -> list:
-    sources = [SourceSystemRef(s.name, s.type, s.identifier, getattr(s, "identifier_field", ""), s.max_clock_skew)
+    sources = [SourceSystemRef(s.name, s.type, s.identifier, getattr(s, "identifier_field", ""), s.max_clock_skew,
+                               s.resolved_base_url())
                for s in settings.source_systems.values()]
     upstream = [k for s in settings.source_systems.values() for k in extract_keys(s)]
     upstream += [dg.AssetKey([s.name, "invoice_history"]) for s in sources if settings.history_start_for(s.name)]

@@ -146,6 +146,17 @@ _FOREIGN = {  # currency -> (country, legal form, street, (city, post code)...)
             ("GB", "Ltd", "High Street", ("London", "EC1A 1BB"), ("Manchester", "M1 1AE"))),
 }
 _DIAL = {"DE": 49, "FR": 33, "NL": 31, "CZ": 420, "US": 1, "GB": 44}
+# The country field is free text in Fakturownia: people type codes, Polish, native or English names, or
+# nothing. Picked by client id (not drawn), so the rest of the demo data stays as it was.
+_TYPED_COUNTRY = {
+    "PL": ("PL", "Polska", "PL", "Poland", "", None, "PL", "polska"),
+    "DE": ("DE", "Niemcy", "Deutschland", "Germany"),
+    "FR": ("FR", "Francja", "France"),
+    "NL": ("NL", "Holandia", "Netherlands", "Nederland"),
+    "CZ": ("Czech Republic", "CZ", "Czechy", "Česká republika"),
+    "US": ("US", "USA", "United States"),
+    "GB": ("GB", "United Kingdom", "UK", "Wielka Brytania"),
+}
 _FOREIGN_WORDS = ("Müller", "Schmidt", "Dupont", "Lefèvre", "Jansen", "de Vries", "Novák", "Svoboda",
                   "Northwind", "Bluebird", "Harbor", "Summit", "Atlas", "Orion", "Keystone", "Riverside")
 _FOREIGN_TRADES = ("Logistik", "Consulting", "Trading", "Software", "Design", "Services", "Systems", "Media")
@@ -303,7 +314,8 @@ def _clients(spec: DemoSpec, rng: random.Random, cal: _Calendar):
         clients.append({
             "id": next_id, "name": full, "tax_no": tax_no,
             "email": f"{mailbox}@{_slug(full[: len(full) - len(form)] if form else full)[:40]}.{tld}",
-            "phone": phone, "street": street, "city": city, "post_code": post_code, "country": country,
+            "phone": phone, "street": street, "city": city, "post_code": post_code,
+            "country": _TYPED_COUNTRY[country][next_id % len(_TYPED_COUNTRY[country])],
             "external_id": f"crm-{i + 1:06d}" if rng.random() < 0.9 else None,
             "company": True, "kind": "buyer", "created_at": created_at, "updated_at": updated_at,
             "token": tokens[i], "balance": "0.0", "deleted": False,

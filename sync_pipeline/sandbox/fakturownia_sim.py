@@ -11,8 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ._http_sim import HttpError, Request, Response, Simulator, html_response, json_response, page_args, paginate
-from .demo_data import (NUMBER_PREFIX, FakturowniaData, decimal_str, invoice_template, paused_gc, rails_time,
-                        token_for)
+from .demo_data import NUMBER_PREFIX, FakturowniaData, decimal_str, invoice_template, paused_gc, rails_time, token_for
 from .verbatim import verbatim_response
 
 BLANK = "- nie może być puste"
@@ -50,6 +49,9 @@ class FakturowniaSim(Simulator):
         super().__init__(max_rps=max_rps, clock_start=latest)  # the clock starts at the newest record
         self.api_token = api_token
         self.public_base_url = public_base_url.rstrip("/")
+        # `order` on clients.json is undocumented: False answers in id order whatever is asked, as a server
+        # that ignores it would (tests of the newest-first read).
+        self.honours_client_order = True
         self.account_prefix = account_prefix
         self.clients: dict[int, dict] = {c["id"]: c for c in data.clients}
         self.invoices: dict[int, dict] = {i["id"]: i for i in data.invoices}
@@ -150,11 +152,17 @@ class FakturowniaSim(Simulator):
     def _base(self) -> str:
         return self.public_base_url or f"https://{self.account_prefix}.fakturownia.pl"
 
-    def _present(self, inv: dict, *, positions: bool) -> dict:
+    def _present(self, inv: dict, *, positions: bool, listed: bool = False) -> dict:
         out = dict(inv)
         if self.public_base_url and out.get("token"):  # links must resolve against this simulator
             out["view_url"] = f"{self.public_base_url}/invoice/{out['token']}"
             out["payment_url"] = f"{self.public_base_url}/invoice/payment/{out['token']}"
+        if listed and isinstance(out.get("id"), int) and out["id"] % 3 == 0:
+            # Real list rows often carry `token` but no `view_url`: sometimes null, sometimes no key at all.
+            if out["id"] % 2:
+                out.pop("view_url", None)
+            else:
+                out["view_url"] = None
         if not positions:
             out.pop("positions", None)  # lists omit positions unless include_positions=true
         return out
@@ -188,7 +196,8 @@ class FakturowniaSim(Simulator):
         ids = self._select(req)
         with_positions = (req.arg("include_positions") or "").lower() in _TRUE
         start = (page - 1) * per_page
-        out = [self._present(self.invoices[i], positions=with_positions) for i in ids[start : start + per_page]]
+        out = [self._present(self.invoices[i], positions=with_positions, listed=True)
+               for i in ids[start : start + per_page]]
         if len(out) < per_page:  # injected raw records follow the normal ones, unfiltered
             skip = max(0, start - len(ids))
             out.extend(self.injected[skip : skip + per_page - len(out)])
@@ -448,7 +457,8 @@ class FakturowniaSim(Simulator):
         if self._list_answers["clients"]:
             return self._list_answers["clients"].pop(0)
         page, per_page = page_args(req)
-        rows: list[Any] = _ordered(list(self.clients.values()), req.arg("order"))  # `order` applies to clients [V]
+        order = req.arg("order") if self.honours_client_order else None  # `order` applies to clients [V]
+        rows: list[Any] = _ordered(list(self.clients.values()), order)
         filtered = False
         if name := req.arg("name"):
             rows, filtered = [c for c in rows if name.lower() in str(c.get("name") or "").lower()], True

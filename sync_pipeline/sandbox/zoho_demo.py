@@ -330,7 +330,8 @@ def _creditnotes(spec: ZohoDemoSpec, rng: random.Random, today: date, contacts: 
         day = min(today, issued + timedelta(days=rng.randint(1, 30)))
         total = round(inv["total"] * rng.randint(10, 50) / 100, 2)
         r = rng.random()
-        status = "open" if r < 0.5 else "closed" if r < 0.9 else "void"
+        # Drafts are real too: a credit note being prepared, not yet issued (it lowers nothing until opened).
+        status = "open" if r < 0.45 else "closed" if r < 0.82 else "void" if r < 0.9 else "draft"
         t = rng.randrange(36_000)
         notes.append({
             "creditnote_id": str(next_id), "creditnote_number": f"CN-{n:05d}", "customer_id": inv["customer_id"],

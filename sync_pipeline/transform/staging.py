@@ -6,13 +6,14 @@ every run, so for every run: records in = staged + quarantined (rejected).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import duckdb
 
-from sync_pipeline.warehouse.db import read_sql, transaction
 from sync_pipeline.connectors.registry import connector_for
+from sync_pipeline.warehouse.db import read_sql, transaction
 from sync_pipeline.warehouse.raw import DEFAULT_CLOCK_SKEW, ensure_raw_table
 
 _ACCOUNT_COLS = ("account_id, source_instance, source_system, source_id, name, tax_id, email, phone, street, city, "
@@ -29,6 +30,7 @@ class SourceSystemRef:
     identifier: str
     identifier_field: str = ""  # the custom field holding the account id (Zoho)
     max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW  # a record stamped later than read + this is quarantined
+    base_url: str = ""  # the instance's address: where a record has no link, the vendor's SQL may build one
 
 
 @dataclass
@@ -89,14 +91,20 @@ def _stage_system(conn: duckdb.DuckDBPyConnection, s: SourceSystemRef, run_id: s
     source = connector.source
     tables = {entity: ensure_raw_table(conn, s.name, entity) for entity in source.entities}
     placeholders = dict(tables, instance=_lit(s.name), system_type=_lit(s.type), identifier=_lit(s.identifier),
-                        identifier_field=_lit(s.identifier_field))
+                        identifier_field=_lit(s.identifier_field),
+                        base_url=_lit(s.base_url if re.match(r"https?://[^\s'\\]+$", s.base_url) else ""))
     _problems(conn, s, tables, ["clients"])
     for sql in (connector.sql(source.clients_sql), read_sql("sync_pipeline.transform", "sql/identity.sql")):
         conn.execute(sql.format(**placeholders))
     _problems(conn, s, tables, [e for e in tables if e != "clients"])  # invoices (and Zoho's credit notes)
     for sql in (connector.sql(source.invoices_sql), read_sql("sync_pipeline.transform", "sql/invoice_checks.sql")):
         conn.execute(sql.format(**placeholders))
-    conn.execute(f"INSERT INTO staging.accounts SELECT {_ACCOUNT_COLS} FROM _accounts_mapped WHERE reason = ''")
+    # the country as typed, and its ISO code when recognised (the key's normalisation matches countries.py)
+    conn.execute(f"""INSERT INTO staging.accounts ({_ACCOUNT_COLS}, country_code)
+                     SELECT {', '.join('m.' + c.strip() for c in _ACCOUNT_COLS.split(','))}, k.code
+                     FROM _accounts_mapped m
+                     LEFT JOIN meta.countries k ON k.alias = country_key(m.country)
+                     WHERE m.reason = ''""")
     conn.execute(f"INSERT INTO staging.invoices SELECT {_INVOICE_COLS} FROM _invoices_mapped WHERE reason = ''")
     for entity, table, reason_col, disposition in (
         ("clients", "_accounts_mapped", "reason", "rejected"),

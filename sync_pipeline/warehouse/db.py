@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 
+from sync_pipeline.warehouse.countries import country_aliases
 from sync_pipeline.warehouse.currencies import ISO_4217
 
 
@@ -21,6 +22,7 @@ def read_sql(package: str, name: str) -> str:
 # (rebuilt on every run) are simply dropped and created anew by schema.sql.
 MIGRATIONS: dict[int, list[str]] = {
     2: ["DROP TABLE IF EXISTS marts.account_metrics"],  # aging, billed_90d, dso_90d added
+    3: ["ALTER TABLE IF EXISTS staging.accounts ADD COLUMN IF NOT EXISTS country_code VARCHAR"],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -48,6 +50,12 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     if have != len(ISO_4217):
         conn.execute("DELETE FROM meta.currencies")
         conn.executemany("INSERT INTO meta.currencies VALUES (?)", [(c,) for c in sorted(ISO_4217)])
+    aliases = country_aliases()
+    (have,) = conn.execute("SELECT count(*) FROM meta.countries").fetchone()
+    if have != len(aliases):
+        conn.execute("DELETE FROM meta.countries")
+        conn.execute("INSERT INTO meta.countries SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+                     [list(aliases), list(aliases.values())])
 
 
 @contextmanager

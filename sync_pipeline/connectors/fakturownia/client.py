@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
-from sync_pipeline.connectors._http import newest_first_since, parse_timestamp
+from sync_pipeline.connectors._http import parse_timestamp
 from sync_pipeline.connectors._token_param import TokenParamApi, check_account, record_id
 
 INVOICE_STATUSES = frozenset({"issued", "sent", "paid", "partial", "rejected"})
@@ -54,8 +54,8 @@ class FakturowniaClient(TokenParamApi):
         if updated_since is None:
             yield from pages
             return
-        since = updated_since if updated_since.tzinfo else updated_since.replace(tzinfo=timezone.utc)
-        yield from newest_first_since(pages, since, lambda item: parse_timestamp(item.get("updated_at")))
+        yield from self.changed_since_newest_first(pages, updated_since,
+                                                   lambda item: parse_timestamp(item.get("updated_at")), path)
 
 
 def _day(value: date) -> date:

@@ -15,7 +15,7 @@ SELECT record_key, source_id, payload, source_updated_at,
        nullif(trim(payload ->> 'street'), '')                            AS street,
        nullif(trim(payload ->> 'city'), '')                              AS city,
        nullif(trim(payload ->> 'post_code'), '')                         AS post_code,
-       nullif(upper(trim(payload ->> 'country')), '')                    AS country,
+       nullif(trim(payload ->> 'country'), '')                           AS country,  -- free text, kept as typed
        CASE WHEN lower(coalesce(payload ->> 'company', 'true')) IN ('false', '0') THEN 'person' ELSE 'company' END AS kind,
        CAST(payload ->> 'department_id' AS VARCHAR)                      AS department
 FROM {clients};

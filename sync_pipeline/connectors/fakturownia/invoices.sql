@@ -1,5 +1,5 @@
 -- Fakturownia / InvoiceOcean invoices → canonical staging rows with a `reason` ('' when clean).
--- Placeholders: {invoices} (raw table), {instance} (quoted literal). Needs _accounts_mapped (identity.sql).
+-- Placeholders: {invoices} (raw table), {instance}, {base_url} (quoted literals; base_url may be empty). Needs _accounts_mapped (identity.sql).
 CREATE OR REPLACE TEMP TABLE _invoices_mapped AS
 WITH src AS (
     SELECT i.record_key, i.source_id, i.payload, i.source_updated_at,
@@ -50,7 +50,10 @@ SELECT t.record_key, t.source_id, t.payload, t.source_updated_at,
        t.total_net, t.total_gross, t.paid_amount,
        -- never negative: a credit note or an overpayment is not money the customer owes
        CASE WHEN t.status IN ('open', 'partially_paid') THEN greatest(t.total_gross - t.paid_amount, 0) ELSE 0 END AS amount_due,
-       t.payload ->> 'view_url'          AS view_url,
+       -- Real records often carry `token` but no `view_url`: the documented preview link is <base_url>/invoice/<token>
+       coalesce(nullif(trim(t.payload ->> 'view_url'), ''),
+                CASE WHEN {base_url} <> '' AND regexp_full_match(t.payload ->> 'token', '[A-Za-z0-9_-]{{1,200}}')
+                     THEN {base_url} || '/invoice/' || (t.payload ->> 'token') END) AS view_url,
        concat_ws('; ',
            CASE WHEN t.source_id IS NULL THEN 'no id' END,
            CASE WHEN t.client_source_id IS NULL THEN 'no client_id' END,

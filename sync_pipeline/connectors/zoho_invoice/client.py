@@ -23,7 +23,6 @@ from sync_pipeline.connectors._http import (
     PageLoop,
     RateLimitError,
     ValidationError,
-    newest_first_since,
     parse_retry_after,
     parse_timestamp,
 )
@@ -238,7 +237,8 @@ class ZohoInvoiceClient(HttpApi):
         if updated_since is None:
             yield from pages
             return
-        yield from newest_first_since(pages, _utc(updated_since), lambda item: parse_timestamp(item.get("last_modified_time")))
+        yield from self.changed_since_newest_first(
+            pages, _utc(updated_since), lambda item: parse_timestamp(item.get("last_modified_time")), "/contacts")
 
     def iter_invoice_pages(self, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
         return self._iter_changed("/invoices", "invoices", updated_since)

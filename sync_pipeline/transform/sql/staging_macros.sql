@@ -18,3 +18,8 @@ CREATE OR REPLACE TEMP MACRO text_problem(what, x) AS
          THEN 'control or invalid characters in ' || what || ' '
               || quote_value(regexp_replace(x, '[[:cntrl:]\x{FFFD}\x{202A}-\x{202E}\x{2066}-\x{2069}]', '?', 'g'))
          WHEN length(x) > 500 THEN what || ' too long: ' || quote_value(x) END;
+
+-- The matching key of a typed country (meta.countries.alias): no accents, no dots, single spaces, lower
+-- case; warehouse/countries.py normalises the aliases the same way.
+CREATE OR REPLACE TEMP MACRO country_key(t) AS
+    lower(trim(regexp_replace(strip_accents(replace(t, '.', '')), '\s+', ' ', 'g')));

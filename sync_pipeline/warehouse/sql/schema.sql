@@ -10,6 +10,9 @@ CREATE SCHEMA IF NOT EXISTS meta;
 
 CREATE TABLE IF NOT EXISTS meta.currencies (code VARCHAR PRIMARY KEY);
 
+-- Spellings of countries (normalised by country_key) → ISO 3166-1 alpha-2 (warehouse/countries.py).
+CREATE TABLE IF NOT EXISTS meta.countries (alias VARCHAR PRIMARY KEY, code VARCHAR NOT NULL);
+
 -- A value quoted in a quarantine reason: at most 40 characters of it, and its length when cut (a record
 -- may carry a 1 MB "number"; the reason must stay readable).
 CREATE OR REPLACE TEMP MACRO quote_value(x) AS
@@ -49,7 +52,8 @@ CREATE TABLE IF NOT EXISTS staging.accounts (
     country           VARCHAR,
     kind              VARCHAR,
     department        VARCHAR,
-    source_updated_at TIMESTAMPTZ
+    source_updated_at TIMESTAMPTZ,
+    country_code      VARCHAR  -- ISO 3166-1 alpha-2 of `country` (kept as typed); NULL when not recognised
 );
 
 CREATE TABLE IF NOT EXISTS staging.invoices (
