@@ -59,7 +59,9 @@ def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEnti
                                     params={k: v for k, v in params.items() if f"${k}" in sql})
                 context.log.info(f"{name}/{entity} plan: {dict(plan.counts)}" + (" (dry run)" if dry_run else ""))
                 apply_plan(conn, plan, spec.writer(api), run_id=context.run.run_id, dry_run=dry_run,
-                           error_budget=current.error_budget, progress=context.log.info, result=result)
+                           error_budget=current.error_budget,
+                           concurrency=settings.systems[current.target].write_concurrency,
+                           progress=context.log.info, result=result)
         except Exception as exc:
             # What was written before the failure is in the target and the ledger: say so, do not report 0.
             raise dg.Failure(description=f"{name}/{entity}: {exc}",

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import duckdb
 
+from sync_pipeline.connectors._http import (ApiConnectionError, ApiStatusError, ApiTimeoutError, AuthError,
+                                            BadResponseError, RateLimitError, ServerError)
 from sync_pipeline.load.ledger import Ledger, Outcome
 from sync_pipeline.load.plan import Plan, PlanItem
-from sync_pipeline.connectors._http import (ApiConnectionError, ApiStatusError, ApiTimeoutError, AuthError,
-                                         BadResponseError, RateLimitError, ServerError)
 
 log = logging.getLogger("sync_pipeline.load")
 _CHUNK = 100
@@ -59,42 +60,78 @@ def _is_record_problem(exc: Exception) -> bool:
 
 
 def apply_plan(conn: duckdb.DuckDBPyConnection, plan: Plan, writer: TargetWriter, *, run_id: str, dry_run: bool,
-               error_budget: int, progress: Callable[[str], None] = log.info,
+               error_budget: int, concurrency: int = 1, progress: Callable[[str], None] = log.info,
                result: ApplyResult | None = None) -> ApplyResult:
-    """Apply `plan`; `result` (when given) holds what was done even if a systemic error stops it."""
+    """Apply `plan`; `result` (when given) holds what was done even if a systemic error stops it.
+
+    Records go out a chunk at a time: the chunk's creates are marked intended, then its records are sent,
+    `concurrency` requests in flight at once, and every answer is recorded before the next chunk starts.
+    A crash can therefore leave at most one chunk's creates unanswered, each marked intended and looked up
+    by our key on the next run."""
     ledger = Ledger(conn, connection=plan.connection, entity=plan.entity, run_id=run_id)
     result = result if result is not None else ApplyResult()
     result.counts["unchanged"] = plan.counts.get("unchanged", 0)
     result.counts["blocked"] = plan.counts.get("blocked", 0)
-    actionable = [i for i in plan.items if i.action != "blocked"]
 
     if dry_run:
-        ledger.record([Outcome(i.our_key, f"plan_{i.action}", i.target_id, i.content_hash) for i in actionable], dry_run=True)
-        for i in actionable:
-            result.counts[{"create": "created", "recover": "created", "update": "updated"}[i.action]] += 1
+        ledger.log_plan()
+        result.counts["created"] += plan.counts.get("create", 0) + plan.counts.get("recover", 0)
+        result.counts["updated"] += plan.counts.get("update", 0)
         return result
 
-    for start in range(0, len(actionable), _CHUNK):
-        chunk = actionable[start:start + _CHUNK]
-        ledger.mark_intended(i.our_key for i in chunk if i.action in ("create", "recover"))
-        outcomes: list[Outcome] = []
-        try:
-            for item in chunk:
-                outcomes.append(_apply_one(item, writer))
-        except BaseException:
-            _count(result, outcomes)  # what the target answered so far counts, even when the run stops
-            raise
-        finally:  # keep what the target already answered, even when a systemic error stops the run
-            ledger.record(outcomes)
-            _count(result, outcomes)
-        progress(f"{plan.connection}/{plan.entity}: {min(start + _CHUNK, len(actionable))}/{len(actionable)} written")
-        troubled = result.counts["failed"] + result.counts["unknown"]
-        if troubled > error_budget:
-            raise ErrorBudgetExceeded(
-                f"{plan.connection}/{plan.entity}: {troubled} records rejected by the target or left unknown, "
-                f"above the error budget of {error_budget}; first: {result.errors[0][0]}: {result.errors[0][1]}"
-            )
+    total, done = plan.actionable, 0
+    chunk_size = max(_CHUNK, 4 * concurrency)
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="write") if concurrency > 1 else None
+    try:
+        for chunk in plan.chunks(conn, chunk_size):
+            ledger.mark_intended(i.our_key for i in chunk if i.action in ("create", "recover"))
+            outcomes: list[Outcome] = []
+            try:
+                _send(chunk, writer, pool, outcomes)
+            finally:  # keep what the target already answered, even when a systemic error stops the run
+                ledger.record(outcomes)
+                _count(result, outcomes)
+            done += len(chunk)
+            progress(f"{plan.connection}/{plan.entity}: {done}/{total} written")
+            troubled = result.counts["failed"] + result.counts["unknown"]
+            if troubled > error_budget:
+                raise ErrorBudgetExceeded(
+                    f"{plan.connection}/{plan.entity}: {troubled} records rejected by the target or left unknown, "
+                    f"above the error budget of {error_budget}; first: {result.errors[0][0]}: {result.errors[0][1]}"
+                )
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return result
+
+
+def _send(chunk: list[PlanItem], writer: TargetWriter, pool: ThreadPoolExecutor | None,
+          outcomes: list[Outcome]) -> None:
+    """Send a chunk, appending each answer to `outcomes` as it comes. The first systemic error stops what has
+    not started; what is in flight is waited for and its answer kept; then the error is raised."""
+    if pool is None:
+        for item in chunk:
+            outcomes.append(_apply_one(item, writer))
+        return
+    futures = [pool.submit(_apply_one, item, writer) for item in chunk]
+    error: BaseException | None = None
+    try:
+        for future in as_completed(futures):
+            try:
+                outcomes.append(future.result())
+            except BaseException as exc:  # systemic (auth, connection, rate limit): stop sending
+                error = error or exc
+                for pending in futures:
+                    pending.cancel()
+    except BaseException as exc:  # interrupted while waiting (Ctrl-C, SIGTERM): keep the answers in hand
+        error = exc
+        for pending in futures:
+            pending.cancel()
+        wait(futures)
+        outcomes.extend(f.result() for f in futures
+                        if f.done() and not f.cancelled() and f.exception() is None and f.result() not in outcomes)
+    if error is not None:
+        raise error
 
 
 _COUNTED = {"create": "created", "update": "updated", "adopt": "adopted", "fail": "failed", "unknown": "unknown"}

@@ -1,4 +1,8 @@
-"""`sync.ledger` (what each target holds, by our key) and `sync.log` (every write, with the answer)."""
+"""`sync.ledger` (what each target holds, by our key) and `sync.log` (every write, with the answer).
+
+Rows are written set-based: a chunk's keys and outcomes go in as lists unnested by DuckDB (one statement per
+kind of row), and a dry run's plan is logged with one INSERT … SELECT from the plan table; never one
+statement per record."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from sync_pipeline.load.plan import ACTIONABLE, TABLE
 from sync_pipeline.warehouse.db import transaction
 
 
@@ -23,52 +28,71 @@ class Ledger:
     def __init__(self, conn: duckdb.DuckDBPyConnection, *, connection: str, entity: str, run_id: str):
         self.conn, self.connection, self.entity, self.run_id = conn, connection, entity, run_id
 
+    def _scope(self) -> dict:
+        return {"connection": self.connection, "entity": self.entity, "run_id": self.run_id}
+
     def mark_intended(self, keys: Iterable[str]) -> None:
         """Recorded before a create is sent: after a crash the next run looks the record up first."""
-        rows = [(self.connection, self.entity, k, self.run_id) for k in keys]
-        if not rows:
+        keys = list(keys)
+        if not keys:
             return
         with transaction(self.conn):
-            self.conn.executemany(
+            self.conn.execute(
                 """INSERT INTO sync.ledger (connection, entity, our_key, state, attempts, updated_at, run_id)
-                   VALUES (?, ?, ?, 'intended', 0, now(), ?)
+                   SELECT $connection, $entity, unnest($keys::VARCHAR[]), 'intended', 0, now(), $run_id
                    ON CONFLICT (connection, entity, our_key) DO UPDATE
                    SET state = 'intended', updated_at = now(), run_id = excluded.run_id""",
-                rows,
+                {**self._scope(), "keys": keys},
             )
 
-    def record(self, outcomes: list[Outcome], *, dry_run: bool = False) -> None:
+    def log_plan(self) -> int:
+        """A dry run: one `plan_<action>` row per record the run would send, straight from the plan table."""
+        with transaction(self.conn):
+            (n,) = self.conn.execute(
+                f"""INSERT INTO sync.log (logged_at, run_id, connection, entity, our_key, action, target_id, dry_run,
+                                          message)
+                    SELECT now(), $run_id, $connection, $entity, our_key, 'plan_' || action, target_id, true, NULL
+                    FROM {TABLE} WHERE action IN {ACTIONABLE} ORDER BY seq""",
+                self._scope(),
+            ).fetchone()
+        return n
+
+    def record(self, outcomes: list[Outcome]) -> None:
         if not outcomes:
             return
         with transaction(self.conn):
-            self.conn.executemany(
-                """INSERT INTO sync.log (logged_at, run_id, connection, entity, our_key, action, target_id, dry_run, message)
-                   VALUES (now(), ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [(self.run_id, self.connection, self.entity, o.our_key, o.action, o.target_id, dry_run, o.message)
-                 for o in outcomes],
+            self.conn.execute(
+                """INSERT INTO sync.log (logged_at, run_id, connection, entity, our_key, action, target_id, dry_run,
+                                         message)
+                   SELECT now(), $run_id, $connection, $entity, unnest($keys::VARCHAR[]), unnest($actions::VARCHAR[]),
+                          unnest($targets::VARCHAR[]), false, unnest($messages::VARCHAR[])""",
+                {**self._scope(), "keys": [o.our_key for o in outcomes], "actions": [o.action for o in outcomes],
+                 "targets": [o.target_id for o in outcomes], "messages": [o.message for o in outcomes]},
             )
-            if dry_run:
-                return
             ok = [o for o in outcomes if o.action in ("create", "update", "adopt")]
             if ok:
-                self.conn.executemany(
+                self.conn.execute(
                     """INSERT INTO sync.ledger (connection, entity, our_key, target_id, content_hash, state, attempts,
                                                 last_error, updated_at, run_id)
-                       VALUES (?, ?, ?, ?, ?, 'synced', 0, NULL, now(), ?)
+                       SELECT $connection, $entity, unnest($keys::VARCHAR[]), unnest($targets::VARCHAR[]),
+                              unnest($hashes::VARCHAR[]), 'synced', 0, NULL, now(), $run_id
                        ON CONFLICT (connection, entity, our_key) DO UPDATE
                        SET target_id = excluded.target_id, content_hash = excluded.content_hash, state = 'synced',
                            attempts = 0, last_error = NULL, updated_at = now(), run_id = excluded.run_id""",
-                    [(self.connection, self.entity, o.our_key, o.target_id, o.content_hash, self.run_id) for o in ok],
+                    {**self._scope(), "keys": [o.our_key for o in ok], "targets": [o.target_id for o in ok],
+                     "hashes": [o.content_hash for o in ok]},
                 )
             failed = [o for o in outcomes if o.action == "fail"]
             if failed:
-                self.conn.executemany(
+                self.conn.execute(
                     """INSERT INTO sync.ledger (connection, entity, our_key, target_id, state, attempts, last_error,
                                                 updated_at, run_id)
-                       VALUES (?, ?, ?, ?, 'failed', 1, ?, now(), ?)
+                       SELECT $connection, $entity, unnest($keys::VARCHAR[]), unnest($targets::VARCHAR[]), 'failed', 1,
+                              unnest($messages::VARCHAR[]), now(), $run_id
                        ON CONFLICT (connection, entity, our_key) DO UPDATE
                        SET state = 'failed', attempts = sync.ledger.attempts + 1, last_error = excluded.last_error,
                            target_id = coalesce(sync.ledger.target_id, excluded.target_id),
                            updated_at = now(), run_id = excluded.run_id""",
-                    [(self.connection, self.entity, o.our_key, o.target_id, o.message, self.run_id) for o in failed],
+                    {**self._scope(), "keys": [o.our_key for o in failed], "targets": [o.target_id for o in failed],
+                     "messages": [o.message for o in failed]},
                 )

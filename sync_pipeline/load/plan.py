@@ -1,34 +1,51 @@
-"""The plan: what the target should hold versus what `sync.ledger` says it holds (DESIGN §5)."""
+"""The plan: what the target should hold versus what `sync.ledger` says it holds (DESIGN §5).
+
+The plan stays in DuckDB (a temp table on the step's connection): counts and examples are read with SQL,
+a dry run logs it with one INSERT … SELECT, and a real run reads it in chunks, so neither time nor memory
+grows with a per-row trip through Python for records that are only counted.
+"""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
+TABLE = "_plan"
+ACTIONABLE = ("create", "recover", "update")  # what a run sends (blocked and unchanged are only counted)
+
 # A change is a change only if the content hash differs from the ledger's: our own writes never bounce.
 _PLAN_SQL = """
 WITH desired AS ({desired}),
-hashed AS (SELECT our_key, payload, md5(payload) AS content_hash, blocked FROM desired)
-SELECT d.our_key, d.payload, d.content_hash, d.blocked, l.target_id,
-       CASE WHEN d.blocked IS NOT NULL THEN 'blocked'
-            WHEN l.our_key IS NULL THEN 'create'
-            WHEN l.state = 'intended' THEN 'recover'          -- crashed between intent and answer
-            WHEN l.target_id IS NULL THEN 'create'            -- an earlier create was rejected
-            WHEN l.state = 'failed' OR l.content_hash IS DISTINCT FROM d.content_hash THEN 'update'
-            ELSE 'unchanged' END AS action
-FROM hashed d
-LEFT JOIN sync.ledger l ON l.connection = $connection AND l.entity = $entity AND l.our_key = d.our_key
+hashed AS (SELECT our_key, payload, md5(payload) AS content_hash, blocked FROM desired),
+planned AS (
+    SELECT d.our_key, d.payload, d.content_hash, d.blocked, l.target_id,
+           CASE WHEN d.blocked IS NOT NULL THEN 'blocked'
+                WHEN l.our_key IS NULL THEN 'create'
+                WHEN l.state = 'intended' THEN 'recover'          -- crashed between intent and answer
+                WHEN l.target_id IS NULL THEN 'create'            -- an earlier create was rejected
+                WHEN l.state = 'failed' OR l.content_hash IS DISTINCT FROM d.content_hash THEN 'update'
+                ELSE 'unchanged' END AS action
+    FROM hashed d
+    LEFT JOIN sync.ledger l ON l.connection = $connection AND l.entity = $entity AND l.our_key = d.our_key
+)
+-- seq numbers the records to send 1..n in key order (NULL for the rest), so chunks are read by range
+SELECT *, CASE WHEN action IN ('create', 'recover', 'update')
+               THEN row_number() OVER (PARTITION BY action IN ('create', 'recover', 'update') ORDER BY our_key) END
+          AS seq
+FROM planned
+ORDER BY seq NULLS LAST
 """
 
 
 @dataclass(frozen=True)
 class PlanItem:
     our_key: str
-    action: str                 # create | recover | update | blocked
+    action: str                 # create | recover | update
     payload: dict[str, Any]
     content_hash: str
     target_id: str | None
@@ -39,24 +56,36 @@ class PlanItem:
 class Plan:
     connection: str
     entity: str
-    items: list[PlanItem] = field(default_factory=list)   # everything but unchanged
-    counts: Counter = field(default_factory=Counter)      # per action, including unchanged
+    counts: Counter = field(default_factory=Counter)                 # per action, including unchanged
+    first_keys: dict[str, list[str]] = field(default_factory=dict)   # per action, the first few keys
+
+    @property
+    def actionable(self) -> int:
+        return sum(self.counts.get(a, 0) for a in ACTIONABLE)
 
     def examples(self, action: str, n: int = 3) -> list[str]:
-        return [i.our_key for i in self.items if i.action == action][:n]
+        return self.first_keys.get(action, [])[:n]
+
+    def chunks(self, conn: duckdb.DuckDBPyConnection, size: int) -> Iterator[list[PlanItem]]:
+        """The records to send, in key order, `size` at a time (only one chunk's payloads in memory)."""
+        for start in range(0, self.actionable, size):
+            rows = conn.execute(
+                f"SELECT our_key, action, payload, content_hash, target_id, blocked FROM {TABLE} "
+                "WHERE seq > ? AND seq <= ? ORDER BY seq", [start, start + size]).fetchall()
+            yield [PlanItem(k, a, json.loads(p), h, t, b) for k, a, p, h, t, b in rows]
 
 
 def compute_plan(conn: duckdb.DuckDBPyConnection, *, connection: str, entity: str, desired_sql: str,
                  params: dict[str, Any]) -> Plan:
-    """`desired_sql` selects (our_key, payload VARCHAR JSON, blocked VARCHAR|NULL), one row per key."""
+    """`desired_sql` selects (our_key, payload VARCHAR JSON, blocked VARCHAR|NULL), one row per key. The plan
+    is left in the temp table `_plan` of `conn` for `Plan.chunks` and the ledger's `log_plan`."""
     sql = _PLAN_SQL.format(desired=desired_sql)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE _plan AS {sql}", {**params, "connection": connection, "entity": entity})
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {TABLE} AS {sql}", {**params, "connection": connection, "entity": entity})
     plan = Plan(connection, entity)
-    plan.counts.update(dict(conn.execute("SELECT action, count(*) FROM _plan GROUP BY action").fetchall()))
-    rows = conn.execute(
-        "SELECT our_key, action, payload, content_hash, target_id, blocked FROM _plan "
-        "WHERE action <> 'unchanged' ORDER BY our_key"
-    ).fetchall()
-    plan.items = [PlanItem(k, a, json.loads(p), h, t, b) for k, a, p, h, t, b in rows]
-    conn.execute("DROP TABLE _plan")
+    plan.counts.update(dict(conn.execute(f"SELECT action, count(*) FROM {TABLE} GROUP BY action").fetchall()))
+    for action, key in conn.execute(
+        f"""SELECT action, our_key FROM {TABLE} WHERE action <> 'unchanged'
+            QUALIFY row_number() OVER (PARTITION BY action ORDER BY our_key) <= 3 ORDER BY action, our_key"""
+    ).fetchall():
+        plan.first_keys.setdefault(action, []).append(key)
     return plan
