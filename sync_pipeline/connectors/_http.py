@@ -474,7 +474,23 @@ def _clean_text(value: Any) -> Any:
 
 def parse_json(content: bytes | str) -> Any:
     """A response body as JSON that one bad record cannot make unreadable or unstorable: numbers too long or
-    not finite (`1e999`, `NaN`) stay text, lone surrogates become U+FFFD."""
+    not finite (`1e999`, `NaN`) stay text, lone surrogates become U+FFFD.
+
+    Integers are read by the C scanner (a Python call per integer cost as much as the rest of the parse); an
+    integer too long for Python (over 4,300 digits) makes it give up, and the careful path keeps its text."""
+    try:
+        data = jsonlib.loads(content, parse_float=_float_or_text, parse_constant=str)
+    except UnicodeDecodeError:
+        raise
+    except ValueError:
+        return _parse_json_carefully(content)
+    raw = content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass")
+    if b"\\ud" in raw or b"\\uD" in raw:  # only escapes can produce lone surrogates
+        data = _clean_text(data)
+    return data
+
+
+def _parse_json_carefully(content: bytes | str) -> Any:
     data = jsonlib.loads(content, parse_int=_int_or_text, parse_float=_float_or_text, parse_constant=str)
     raw = content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass")
     if b"\\ud" in raw or b"\\uD" in raw:  # only escapes can produce lone surrogates

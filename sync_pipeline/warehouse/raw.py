@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import duckdb
-import pandas as pd
+import orjson
 
 from sync_pipeline.warehouse.db import transaction
 
@@ -74,24 +74,30 @@ class RawLanding:
         self.conn, self.system, self.entity, self.run_id, self.keys = conn, system, entity, run_id, keys
         self.max_clock_skew = max_clock_skew
         self.table = ensure_raw_table(conn, system, entity)
-        self._buffer: list[str] = []
+        self._pages: list[str] = []      # pages serialised whole (one JSON array each), not yet in DuckDB
+        self._page_seqs: list[int] = []  # the seq of each buffered page's first record
+        self._buffered = 0
         self._received = 0
-        conn.execute("CREATE OR REPLACE TEMP TABLE _landing (seq BIGINT, payload VARCHAR)")
+        conn.execute("CREATE OR REPLACE TEMP TABLE _landing (seq BIGINT, page VARCHAR)")
 
-    def add_page(self, records: list[dict]) -> None:
-        self._buffer.extend(json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in records)
-        if len(self._buffer) >= _FLUSH_EVERY:
+    def add_page(self, records: list) -> None:
+        """Buffer one page. It is serialised as one JSON array (orjson, in C) and split into records by DuckDB at
+        commit: no per-record work in Python."""
+        if not records:
+            return
+        self._page_seqs.append(self._received + self._buffered)
+        self._pages.append(_dump_page(records))
+        self._buffered += len(records)
+        if self._buffered >= _FLUSH_EVERY:
             self._flush()
 
     def _flush(self) -> None:
-        if not self._buffer:
+        if not self._pages:
             return
-        batch = pd.DataFrame({"seq": range(self._received, self._received + len(self._buffer)), "payload": self._buffer})
-        self.conn.register("_landing_df", batch)
-        self.conn.execute("INSERT INTO _landing SELECT seq, payload FROM _landing_df")
-        self.conn.unregister("_landing_df")
-        self._received += len(self._buffer)
-        self._buffer = []
+        self.conn.execute("INSERT INTO _landing SELECT unnest($seqs::BIGINT[]), unnest($pages::VARCHAR[])",
+                          {"seqs": self._page_seqs, "pages": self._pages})
+        self._received += self._buffered
+        self._pages, self._page_seqs, self._buffered = [], [], 0
 
     def commit(self, *, window: tuple[date, date] | None = None, advance_cursor: bool = False) -> LandingStats:
         """Merge into the raw table. `window` (inclusive issue dates) deletes that window first, so a
@@ -100,12 +106,15 @@ class RawLanding:
         c = self.conn
         c.execute(
             """CREATE OR REPLACE TEMP TABLE _parsed AS
-            WITH parsed AS (
-                SELECT seq, payload::JSON AS payload,
+            WITH records AS (
+                -- seq is the page's: it only picks among identical copies of a record, so any copy will do
+                SELECT seq, unnest(page::JSON::JSON[]) AS payload FROM _landing
+            ), parsed AS (
+                SELECT seq, payload,
                        -- an object, a list or a boolean is no id: such a record is kept by content and quarantined
-                       CASE WHEN json_type(payload::JSON -> $id) NOT IN ('OBJECT', 'ARRAY', 'BOOLEAN')
-                            THEN nullif(trim(payload::JSON ->> $id), '') END AS source_id
-                FROM _landing
+                       CASE WHEN json_type(payload -> $id) NOT IN ('OBJECT', 'ARRAY', 'BOOLEAN')
+                            THEN nullif(trim(payload ->> $id), '') END AS source_id
+                FROM records
             )
             SELECT seq, coalesce(source_id, 'nokey:' || md5(payload::VARCHAR)) AS record_key, source_id, payload,
                    md5(payload::VARCHAR) AS content,
@@ -163,6 +172,13 @@ class RawLanding:
         c.execute("DELETE FROM _landing")
         return LandingStats(self._received, landed, without_id, replaced, cursor, duplicates, superseded, conflicts,
                             future)
+
+
+def _dump_page(records: list) -> str:
+    try:
+        return orjson.dumps(records).decode()
+    except (TypeError, orjson.JSONEncodeError):  # an integer beyond 64 bits (kept as int by the parser)
+        return json.dumps(records, ensure_ascii=False, separators=(",", ":"))
 
 
 def read_cursor(conn: duckdb.DuckDBPyConnection, system: str, entity: str) -> datetime | None:
