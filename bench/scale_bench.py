@@ -43,10 +43,10 @@ DLT_VENV = REPO / "bench" / ".venv-dlt"
 
 
 class Server:
-    def __init__(self, clients: int, per_client: int, seed: int):
+    def __init__(self, clients: int, per_client: int, seed: int, write_latency_ms: float = 0.0):
         self.proc = subprocess.Popen(
             [PY, str(REPO / "bench/scale/serve.py"), "--clients", str(clients), "--invoices-per-client",
-             str(per_client), "--seed", str(seed)],
+             str(per_client), "--seed", str(seed), "--write-latency-ms", str(write_latency_ms)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
         self.info = json.loads(self.proc.stdout.readline())
 
@@ -151,7 +151,7 @@ def step_times(home: str, run_id: str) -> dict:
     for key, seconds in steps.items():
         if key.startswith("fakturownia__"):
             stage["extract"] += seconds
-        elif key.startswith("staging__") or key.startswith("staging_"):
+        elif key.startswith("staging"):
             stage["staging"] += seconds
         elif key.startswith("metrics__"):
             stage["metrics"] += seconds
@@ -198,8 +198,12 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--only", default="floor,ours,dlt_parquet,dlt_default",
                    help="comma-separated contestants (floor, ours, dlt_parquet, dlt_default)")
-    p.add_argument("--write-clients", type=int, default=10_000,
-                   help="clients (×10 invoices) for the real-write phase; 0 skips it")
+    p.add_argument("--write-clients", type=int, default=1_000,
+                   help="clients (×10 invoices, about 9 deals each) for the real-write phase; 0 skips it")
+    p.add_argument("--write-latency-ms", type=float, default=20.0,
+                   help="round-trip latency of the Sugester simulator in the real-write phase")
+    p.add_argument("--write-concurrency", default="1,4,8",
+                   help="write_concurrency values to compare in the real-write phase (4 is the default)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = p.parse_args()
     only = set(args.only.split(","))
@@ -244,16 +248,17 @@ def main() -> int:
 
     writes = []
     if args.write_clients and "ours" in only:
-        server = Server(args.write_clients, 10, args.seed + 1)
+        server = Server(args.write_clients, 10, args.seed + 1, args.write_latency_ms)
         try:
-            for concurrency in (1, None):
+            for concurrency in [int(c) for c in args.write_concurrency.split(",")]:
                 server.ask("reset_sugester")
-                ours = Ours(tmp / f"write_{concurrency or 'default'}", server, write_concurrency=concurrency)
+                ours = Ours(tmp / f"write_{concurrency}", server, write_concurrency=concurrency)
                 r = ours.run(dry_run=False)
                 r["counts"] = server.ask("counts")
-                r["write_concurrency"] = concurrency or "default"
+                r["write_concurrency"] = concurrency
+                r["latency_ms"] = args.write_latency_ms
                 writes.append(r)
-                print(f"real load, write concurrency {r['write_concurrency']}: {r['seconds']} s "
+                print(f"real load, write concurrency {concurrency}: {r['seconds']} s "
                       f"(plan+writes {r['steps']['plan']} s), {r['counts']}", flush=True)
         finally:
             server.close()
@@ -306,10 +311,16 @@ def render(report: dict) -> str:
             if peer in rows:
                 pairs = [b["seconds"] / a["seconds"] for a, b in zip(rows["ours_initial"], rows[peer])]
                 lines.append(f"\n{peer} ÷ ours_initial (paired, median): {statistics.median(pairs):.2f}")
-    for w in report.get("writes", []):
-        lines.append(f"\nReal load, write concurrency {w['write_concurrency']}: {w['seconds']} s in all, "
-                     f"plan + writes {w['steps']['plan']} s; deals created {w['deals']['created']}; in the simulator "
-                     f"{w['counts']['deals']} deals, {w['counts']['distinct_deal_keys']} distinct keys.")
+    writes = report.get("writes", [])
+    if writes:
+        lines += ["", f"Real load into the Sugester simulator ({writes[0]['latency_ms']:g} ms round trip per answer):", "",
+                  "| write_concurrency | run s | plan + writes s | × one at a time | deals created | deals in simulator "
+                  "| distinct keys |", "|---|---|---|---|---|---|---|"]
+        one = next((w for w in writes if w["write_concurrency"] == 1), None)
+        for w in writes:
+            speed = f"{one['steps']['plan'] / w['steps']['plan']:.1f}" if one else "-"
+            lines.append(f"| {w['write_concurrency']} | {w['seconds']} | {w['steps']['plan']} | {speed} | "
+                         f"{w['deals']['created']} | {w['counts']['deals']} | {w['counts']['distinct_deal_keys']} |")
     return "\n".join(lines)
 
 

@@ -165,6 +165,9 @@ def parse_duration(value: Any) -> timedelta:
 
 class WarehouseSettings(_Strict):
     path: Path = Path("var/warehouse.duckdb")
+    # DuckDB's own buffer cap (its default is 80 % of the machine's memory): what does not fit spills to a
+    # temporary folder beside the file, so a sync of millions of invoices stays within it.
+    memory_limit: str = Field("1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
 class SandboxSettings(_Strict):
@@ -290,8 +293,9 @@ class _SystemBase(_Strict):
     timeout_seconds: float = Field(30.0, gt=0)
     retry: RetrySettings = RetrySettings()
     # Requests in flight at once when writing to this system as a target. Neither Sugester nor
-    # CustomerSuccessBox documents a rate limit; 4 is polite and already ~4× faster than one at a time.
-    write_concurrency: int = Field(4, ge=1, le=32)
+    # CustomerSuccessBox documents a rate limit; 8 in flight is what common SaaS limits allow, and about
+    # 6× faster than one at a time at 20 ms per round trip (bench/RESULTS.md).
+    write_concurrency: int = Field(8, ge=1, le=32)
 
     def http_options(self) -> dict:
         return {"timeout": self.timeout_seconds, "retry": RetryPolicy(**self.retry.model_dump())}

@@ -52,7 +52,7 @@ def test_creates_go_out_several_at_a_time_and_each_once(tmp_path, sandbox, insta
     assert summary["ok"], runs[0].error
     keys = _deal_keys(sandbox)
     assert len(keys) == len(set(keys)) == summary["connections"]["fakturownia_to_sugester"]["deals"]["created"] > 100
-    assert flight.most == 4 and flight.calls == len(keys)  # write_concurrency defaults to 4
+    assert flight.most == 8 and flight.calls == len(keys)  # write_concurrency defaults to 8
 
 
 def test_a_run_killed_in_the_middle_of_concurrent_writes_loses_and_duplicates_nothing(tmp_path, sandbox, home):  # noqa: F811
@@ -79,4 +79,4 @@ def test_a_run_killed_in_the_middle_of_concurrent_writes_loses_and_duplicates_no
     expected = {f"fakturownia:{i['id']}" for i in served
                 if i["kind"] in ("vat", "vat_margin", "advance", "final", "receipt")}
     assert set(keys) == expected and written_before < len(expected)
-    assert flight.most == 4
+    assert flight.most == 8

@@ -26,10 +26,13 @@ def main() -> int:
     p.add_argument("--invoices-per-client", type=int, required=True)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--today", type=date.fromisoformat, default=date(2026, 11, 30))
+    p.add_argument("--write-latency-ms", type=float, default=0.0,
+                   help="round-trip latency of the Sugester simulator's answers (a real API is 50-300 ms away)")
     args = p.parse_args()
     spec = DemoSpec(clients=args.clients, invoices_per_client=args.invoices_per_client, seed=args.seed,
                     today=args.today)
     with Sandbox(spec=spec) as sb:
+        sb.sugester.latency = args.write_latency_ms / 1000
         creds = sb.credentials()
         fak = sb.fakturownia
         print(json.dumps({"url": sb.url, "fakturownia_token": creds["fakturownia"]["api_token"],

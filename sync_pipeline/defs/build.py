@@ -45,7 +45,9 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         resources={
             "sync_settings": SyncSettings(config_path=str(Path(config_path).resolve())),
             "run_options": RunOptions(),
-            "duckdb": DuckDBResource(database=str(settings.warehouse_path.resolve())),
+            "duckdb": DuckDBResource(database=str(settings.warehouse_path.resolve()), connection_config={
+                "memory_limit": settings.warehouse.memory_limit,
+                "temp_directory": str(settings.warehouse_path.resolve().parent / ".duckdb_tmp")}),
         },
     )
     return dg.Definitions.merge(

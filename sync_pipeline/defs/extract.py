@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from sync_pipeline.config import SourceSystem
 from sync_pipeline.connectors._http import ApiError
+from sync_pipeline.connectors._prefetch import prefetched
 from sync_pipeline.connectors.registry import Stream, source_of
 from sync_pipeline.defs.resources import SyncSettings, warehouse
 from sync_pipeline.warehouse.raw import LandingStats, RawLanding, read_cursor
@@ -45,7 +46,7 @@ def _incremental_asset(system: SourceSystem, stream: Stream, description: str):
             landing = RawLanding(conn, system=name, entity=entity, run_id=context.run.run_id, keys=keys,
                                  max_clock_skew=current.max_clock_skew)
             try:
-                for page in getattr(api, method)(updated_since=since):
+                for page in prefetched(getattr(api, method)(updated_since=since)):
                     landing.add_page(page)
             except ApiError:
                 # Keep what was fetched (e.g. until a daily API limit); the cursor stays, so the next
@@ -82,7 +83,7 @@ def _history_asset(system: SourceSystem, history_start: date):
         with warehouse(duckdb) as conn:
             landing = RawLanding(conn, system=name, entity="invoices", run_id=context.run.run_id,
                                  keys=source.keys("invoices"), max_clock_skew=skew)
-            for page in getattr(api, source.history_reader)(date_from=date_from, date_to=date_to):
+            for page in prefetched(getattr(api, source.history_reader)(date_from=date_from, date_to=date_to)):
                 landing.add_page(page)
             stats = landing.commit(window=(date_from, date_to))
             meta = _landing_metadata(stats, api.pages_requested, None)

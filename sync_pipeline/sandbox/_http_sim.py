@@ -167,6 +167,7 @@ class Simulator:
     def __init__(self, *, max_rps: float | None = None, clock_start: datetime | None = None,
                  monotonic: Callable[[], float] = time.monotonic):
         self.lock = threading.RLock()
+        self.latency = 0.0  # seconds each answer waits before it leaves, as a real network's round trip would
         self.max_rps = max_rps
         self._bucket = _TokenBucket(max_rps, monotonic) if max_rps else None
         self._routes: list[_Route] = []
@@ -466,6 +467,8 @@ class _Handler(BaseHTTPRequestHandler):
             req = Request(self.command, sub_path, parse_qs(parts.query, keep_blank_values=True),
                           headers, parsed, body, malformed=malformed)
             response = sim.handle(req)
+            if sim.latency and not response.delay:  # the network's round trip, outside the simulator's lock
+                response = Response(response.status, response.body, response.headers, response.reset, sim.latency)
         self._write(response)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve

@@ -78,7 +78,8 @@ class RawLanding:
         self._page_seqs: list[int] = []  # the seq of each buffered page's first record
         self._buffered = 0
         self._received = 0
-        conn.execute("CREATE OR REPLACE TEMP TABLE _landing (seq BIGINT, page VARCHAR)")
+        conn.execute("""CREATE OR REPLACE TEMP TABLE _parsed (seq BIGINT, record_key VARCHAR, source_id VARCHAR,
+                        payload JSON, content VARCHAR, source_updated_at TIMESTAMPTZ, issue_date DATE)""")
 
     def add_page(self, records: list) -> None:
         """Buffer one page. It is serialised as one JSON array (orjson, in C) and split into records by DuckDB at
@@ -94,8 +95,28 @@ class RawLanding:
     def _flush(self) -> None:
         if not self._pages:
             return
-        self.conn.execute("INSERT INTO _landing SELECT unnest($seqs::BIGINT[]), unnest($pages::VARCHAR[])",
-                          {"seqs": self._page_seqs, "pages": self._pages})
+        # Split and key the buffered pages now, so only parsed rows accumulate (the page texts are let go).
+        self.conn.execute(
+            """INSERT INTO _parsed
+            WITH pages AS (
+                SELECT unnest($seqs::BIGINT[]) AS seq, unnest($pages::VARCHAR[]) AS page
+            ), records AS (
+                -- seq is the page's: it only picks among identical copies of a record, so any copy will do
+                SELECT seq, unnest(page::JSON::JSON[]) AS payload FROM pages
+            ), parsed AS (
+                SELECT seq, payload,
+                       -- an object, a list or a boolean is no id: such a record is kept by content and quarantined
+                       CASE WHEN json_type(payload -> $id) NOT IN ('OBJECT', 'ARRAY', 'BOOLEAN')
+                            THEN nullif(trim(payload ->> $id), '') END AS source_id,
+                       md5(payload::VARCHAR) AS content
+                FROM records
+            )
+            SELECT seq, coalesce(source_id, 'nokey:' || content) AS record_key, source_id, payload, content,
+                   TRY_CAST(payload ->> $updated_at AS TIMESTAMPTZ) AS source_updated_at,
+                   TRY_CAST(payload ->> $issue_date AS DATE) AS issue_date
+            FROM parsed""",
+            {"seqs": self._page_seqs, "pages": self._pages, "id": self.keys.id, "updated_at": self.keys.updated_at,
+             "issue_date": self.keys.issue_date})
         self._received += self._buffered
         self._pages, self._page_seqs, self._buffered = [], [], 0
 
@@ -104,25 +125,6 @@ class RawLanding:
         history partition is replaced, not appended; `advance_cursor` moves the system's cursor."""
         self._flush()
         c = self.conn
-        c.execute(
-            """CREATE OR REPLACE TEMP TABLE _parsed AS
-            WITH records AS (
-                -- seq is the page's: it only picks among identical copies of a record, so any copy will do
-                SELECT seq, unnest(page::JSON::JSON[]) AS payload FROM _landing
-            ), parsed AS (
-                SELECT seq, payload,
-                       -- an object, a list or a boolean is no id: such a record is kept by content and quarantined
-                       CASE WHEN json_type(payload -> $id) NOT IN ('OBJECT', 'ARRAY', 'BOOLEAN')
-                            THEN nullif(trim(payload ->> $id), '') END AS source_id
-                FROM records
-            )
-            SELECT seq, coalesce(source_id, 'nokey:' || md5(payload::VARCHAR)) AS record_key, source_id, payload,
-                   md5(payload::VARCHAR) AS content,
-                   TRY_CAST(payload ->> $updated_at AS TIMESTAMPTZ) AS source_updated_at,
-                   TRY_CAST(payload ->> $issue_date AS DATE) AS issue_date
-            FROM parsed""",
-            {"id": self.keys.id, "updated_at": self.keys.updated_at, "issue_date": self.keys.issue_date},
-        )
         # The newest version of each record; among equally new versions, one row per distinct content.
         c.execute(
             """CREATE OR REPLACE TEMP TABLE _keyed AS
@@ -168,8 +170,7 @@ class RawLanding:
                     [self.system, self.entity, cursor, self.run_id],
                 )
         c.execute("DROP TABLE IF EXISTS _keyed")
-        c.execute("DROP TABLE IF EXISTS _parsed")
-        c.execute("DELETE FROM _landing")
+        c.execute("DELETE FROM _parsed")
         return LandingStats(self._received, landed, without_id, replaced, cursor, duplicates, superseded, conflicts,
                             future)
 
