@@ -1,21 +1,31 @@
 -- Fakturownia / InvoiceOcean invoices → canonical staging rows with a `reason` ('' when clean).
 -- Placeholders: {invoices} (raw table), {instance}, {base_url} (quoted literals; base_url may be empty). Needs _accounts_mapped (identity.sql).
 CREATE OR REPLACE TEMP TABLE _invoices_mapped AS
-WITH src AS (
+WITH fields AS (
+    -- every field read in one parse of the payload (each `->>` would parse the whole document again)
     SELECT i.record_key, i.source_id, i.payload, i.source_updated_at,
-           nullif(trim(i.payload ->> 'client_id'), '')  AS client_source_id,
-           i.payload ->> 'kind'                        AS source_kind,
-           i.payload ->> 'status'                      AS source_status,
-           coalesce(TRY_CAST(i.payload ->> 'cancelled' AS BOOLEAN), false) AS cancelled,
-           nullif(i.payload ->> 'issue_date', '')      AS issue_date_text,
-           nullif(i.payload ->> 'payment_to', '')      AS due_date_text,
-           nullif(i.payload ->> 'paid_date', '')       AS paid_date_text,
-           nullif(i.payload ->> 'price_net', '')       AS net_text,
-           nullif(i.payload ->> 'price_gross', '')     AS gross_text,
-           nullif(i.payload ->> 'paid', '')            AS paid_text,
-           nullif(trim(i.payload ->> 'currency'), '')  AS currency_text,
-           upper(trim(i.payload ->> 'currency'))       AS currency
+           json_extract_string(i.payload, ['client_id', 'kind', 'status', 'cancelled', 'issue_date', 'payment_to',
+                                           'paid_date', 'price_net', 'price_gross', 'paid', 'currency', 'number',
+                                           'view_url', 'token']) AS f
     FROM {invoices} i
+), src AS (
+    SELECT record_key, source_id, payload, source_updated_at,
+           nullif(trim(f[1]), '')                      AS client_source_id,
+           f[2]                                        AS source_kind,
+           f[3]                                        AS source_status,
+           coalesce(TRY_CAST(f[4] AS BOOLEAN), false)  AS cancelled,
+           nullif(f[5], '')                            AS issue_date_text,
+           nullif(f[6], '')                            AS due_date_text,
+           nullif(f[7], '')                            AS paid_date_text,
+           nullif(f[8], '')                            AS net_text,
+           nullif(f[9], '')                            AS gross_text,
+           nullif(f[10], '')                           AS paid_text,
+           nullif(trim(f[11]), '')                     AS currency_text,
+           upper(trim(f[11]))                          AS currency,
+           f[12]                                       AS number,
+           f[13]                                       AS view_url_text,
+           f[14]                                       AS token
+    FROM fields
 ), typed AS (
     SELECT s.*,
            source_date(issue_date_text)               AS issue_date,
@@ -44,16 +54,16 @@ SELECT t.record_key, t.source_id, t.payload, t.source_updated_at,
        {instance} || ':' || t.source_id AS invoice_key,
        {instance}                        AS source_instance,
        a.account_id,
-       t.payload ->> 'number'            AS number,
+       t.number,
        t.kind, t.source_kind, t.status, t.source_status,
        t.issue_date, t.due_date, t.paid_date, t.currency,
        t.total_net, t.total_gross, t.paid_amount,
        -- never negative: a credit note or an overpayment is not money the customer owes
        CASE WHEN t.status IN ('open', 'partially_paid') THEN greatest(t.total_gross - t.paid_amount, 0) ELSE 0 END AS amount_due,
        -- Real records often carry `token` but no `view_url`: the documented preview link is <base_url>/invoice/<token>
-       coalesce(nullif(trim(t.payload ->> 'view_url'), ''),
-                CASE WHEN {base_url} <> '' AND regexp_full_match(t.payload ->> 'token', '[A-Za-z0-9_-]{{1,200}}')
-                     THEN {base_url} || '/invoice/' || (t.payload ->> 'token') END) AS view_url,
+       coalesce(nullif(trim(t.view_url_text), ''),
+                CASE WHEN {base_url} <> '' AND regexp_full_match(t.token, '[A-Za-z0-9_-]{{1,200}}')
+                     THEN {base_url} || '/invoice/' || t.token END) AS view_url,
        concat_ws('; ',
            CASE WHEN t.source_id IS NULL THEN 'no id' END,
            CASE WHEN t.client_source_id IS NULL THEN 'no client_id' END,
