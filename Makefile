@@ -41,5 +41,14 @@ reliability: install            ## crash harness + fault soak (about 75 min; not
 		$(if $(SEED),--seed $(SEED)) $(RELIABILITY_ARGS)
 	@$(BIN)/python bench/reliability/fault_soak.py --seeds $(SOAK_SEEDS)
 
+# `make bench BENCH_ARGS="--clients 20000 --rounds 1"`: the scale benchmark (bench/scale_bench.py --help).
+# Default: 1M invoices / 100k clients, 3 interleaved rounds of the floor, ours and dlt (two loaders), then the
+# real write phase; appends to bench/RESULTS.md. dlt lives in bench/.venv-dlt, never in the product's .venv.
+BENCH_ARGS ?=
+bench: install                  ## scale benchmark: ours vs the bare fetch vs dlt (1M invoices: over an hour)
+	@test -x bench/.venv-dlt/bin/python || ($(PYTHON) -m venv bench/.venv-dlt && \
+		bench/.venv-dlt/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-dlt.txt)
+	@$(BIN)/python bench/scale_bench.py $(BENCH_ARGS)
+
 clean:
 	rm -rf var .pytest_cache

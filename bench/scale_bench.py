@@ -120,6 +120,36 @@ class Ours:
         self.env = {"DAGSTER_HOME": str(root / "dagster_home"), "BENCH_FAKTUROWNIA_TOKEN": server.info["fakturownia_token"],
                     "BENCH_SUGESTER_TOKEN": server.info["sugester_token"]}
 
+    def launch(self, *, dry_run: bool) -> dict:
+        """The connection job as the UI starts it: submitted to the instance, executed by a run worker process
+        (`dagster api execute_run`) loading the code location; timed from launch until the run has finished."""
+        home = Path(self.env["DAGSTER_HOME"])
+        ui_home = home.parent / "ui_home"  # the default run coordinator launches at once (no daemon to dequeue)
+        ui_home.mkdir(exist_ok=True)
+        (ui_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        env = {**self.env, "DAGSTER_HOME": str(ui_home), "SYNC_PIPELINE_CONFIG": str(self.root / "sync.yaml")}
+        config = {"resources": {"run_options": {"config": {"dry_run": dry_run}}}}
+        code = (
+            "import json, subprocess, sys, time, dagster as dg\n"
+            "t = time.monotonic()\n"
+            "subprocess.run([sys.argv[1], 'job', 'launch', '-w', sys.argv[2], '-j', 'fakturownia_to_sugester_job',"
+            " '--config-json', sys.argv[3]], check=True, capture_output=True)\n"
+            "inst = dg.DagsterInstance.get()\n"
+            "while True:\n"
+            "    run = inst.get_runs(limit=1)[0]\n"
+            "    if run.is_finished: break\n"
+            "    time.sleep(0.05)\n"
+            "print(json.dumps({'seconds': round(time.monotonic() - t, 2), 'status': run.status.value}))\n")
+        started = time.monotonic()
+        out = subprocess.run([str(REPO / ".venv/bin/python"), "-c", code, str(REPO / ".venv/bin/dagster"),
+                              str(REPO / "workspace.yaml"), json.dumps(config)], env={**os.environ, **env},
+                             cwd=REPO, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"UI-style launch failed:\n{out.stderr[-3000:]}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result["wall"] = round(time.monotonic() - started, 2)
+        return result
+
     def run(self, *, dry_run: bool) -> dict:
         cmd = [str(REPO / ".venv/bin/sync-pipeline"), "run", "--json", "--config", str(self.root / "sync.yaml")]
         if dry_run:
@@ -246,7 +276,7 @@ def main() -> int:
     finally:
         server.close()
 
-    writes = []
+    writes, ui_vs_cli = [], []
     if args.write_clients and "ours" in only:
         server = Server(args.write_clients, 10, args.seed + 1, args.write_latency_ms)
         try:
@@ -260,12 +290,23 @@ def main() -> int:
                 writes.append(r)
                 print(f"real load, write concurrency {concurrency}: {r['seconds']} s "
                       f"(plan+writes {r['steps']['plan']} s), {r['counts']}", flush=True)
+            # a small connection from the UI versus the CLI, nothing changed, dry run, alternating
+            ours = Ours(tmp / "ui_vs_cli", server)
+            ours.run(dry_run=True)
+            for _ in range(args.rounds):
+                cli = ours.run(dry_run=True)["seconds"]
+                ui = ours.launch(dry_run=True)
+                if ui["status"] != "SUCCESS":
+                    raise RuntimeError(f"UI-style run ended {ui['status']}")
+                ui_vs_cli.append({"cli": cli, "ui": ui["seconds"]})
+                print(f"UI-style launch {ui['seconds']} s, CLI {cli} s", flush=True)
         finally:
             server.close()
 
     report = {"date": started.isoformat(timespec="seconds"), "commit": commit, "machine": machine(),
               "command": " ".join(sys.argv), "invoices": args.clients * args.invoices_per_client,
-              "clients": args.clients, "rows": rows, "writes": writes}
+              "clients": args.clients, "rows": rows, "writes": writes,
+              "ui_vs_cli": ui_vs_cli}
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / f"scale_{started:%Y-%m-%dT%H%M}.json").write_text(json.dumps(report, indent=2))
@@ -321,6 +362,13 @@ def render(report: dict) -> str:
             speed = f"{one['steps']['plan'] / w['steps']['plan']:.1f}" if one else "-"
             lines.append(f"| {w['write_concurrency']} | {w['seconds']} | {w['steps']['plan']} | {speed} | "
                          f"{w['deals']['created']} | {w['counts']['deals']} | {w['counts']['distinct_deal_keys']} |")
+    pairs = report.get("ui_vs_cli", [])
+    if pairs:
+        ratio = statistics.median(p["ui"] / p["cli"] for p in pairs)
+        lines.append(f"\nThe connection job launched as the UI does (run worker process, code location loaded), nothing "
+                     f"changed, dry run: median {statistics.median(p['ui'] for p in pairs):.2f} s against "
+                     f"{statistics.median(p['cli'] for p in pairs):.2f} s from the CLI; × CLI (paired, median) "
+                     f"{ratio:.2f}.")
     return "\n".join(lines)
 
 

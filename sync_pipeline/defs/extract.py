@@ -24,6 +24,7 @@ def _landing_metadata(stats: LandingStats, pages: int, since) -> dict:
         "superseded_in_read": stats.superseded,
         "conflicting_duplicates": stats.conflicts,
         "records_from_future": stats.from_future,
+        "records_changed": stats.changed,
         "pages_requested": pages,
         "changed_since": dg.MetadataValue.text(since.isoformat() if since else "(full read)"),
         "cursor": dg.MetadataValue.text(stats.cursor.isoformat() if stats.cursor else "(none)"),

@@ -7,7 +7,9 @@ from dagster_duckdb import DuckDBResource
 from sync_pipeline.config import Settings
 from sync_pipeline.defs.extract import extract_keys
 from sync_pipeline.defs.resources import warehouse
-from sync_pipeline.transform.staging import SourceSystemRef, rebuild_staging, rebuild_unmatched_accounts
+from sync_pipeline.transform.staging import (SourceSystemRef, rebuild_staging, rebuild_unmatched_accounts,
+                                            record_staging_build, staging_fingerprint, staging_is_current,
+                                            staging_stats)
 
 GROUP = "staging"
 ACCOUNTS = dg.AssetKey(["staging", "accounts"])
@@ -48,7 +50,16 @@ def build_staging_assets(settings: Settings) -> list:
     )
     def staging(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         with warehouse(duckdb) as conn:
-            stats = rebuild_staging(conn, sources, run_id=context.run.run_id)
+            fingerprint = staging_fingerprint(conn, sources)
+            rebuilt = not staging_is_current(conn, fingerprint)
+            if rebuilt:
+                stats = rebuild_staging(conn, sources, run_id=context.run.run_id)
+                record_staging_build(conn, fingerprint, context.run.run_id)
+            else:
+                # Nothing changed in any source's raw records, the configuration or the SQL since the last
+                # build: the tables are what a rebuild would give. A nothing-changed run then costs no rebuild.
+                stats = staging_stats(conn, sources)
+                context.log.info("staging kept as it was: no source changed since it was last built")
             per_system = {
                 name: {entity: vars(c) for entity, c in entities.items()} for name, entities in stats.per_system.items()
             }
@@ -63,6 +74,7 @@ def build_staging_assets(settings: Settings) -> list:
             "quarantined": stats.total("clients", "quarantined"),
             "identifier_drift": stats.total("clients", "flagged"),
             "per_system": dg.MetadataValue.json(per_system),
+            "rebuilt": rebuilt,
         })
         yield dg.MaterializeResult(asset_key=INVOICES, metadata={
             "dagster/row_count": stats.total("invoices", "staged"),

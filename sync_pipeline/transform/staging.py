@@ -6,6 +6,7 @@ every run, so for every run: records in = staged + quarantined (rejected).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -65,6 +66,50 @@ def rebuild_staging(conn: duckdb.DuckDBPyConnection, systems: list[SourceSystemR
             conn.execute(f"DELETE FROM {table}")
         for s in systems:
             stats.per_system[s.name] = _stage_system(conn, s, run_id)
+    return stats
+
+
+def staging_fingerprint(conn: duckdb.DuckDBPyConnection, systems: list[SourceSystemRef]) -> str:
+    """What staging is a function of, in one hash: the sources as configured, the SQL that maps them, and when
+    each of their raw tables last changed. Equal fingerprints give equal staging tables."""
+    parts: list[str] = [repr(sorted((s.name, s.type, s.identifier, s.identifier_field, str(s.max_clock_skew),
+                                     s.base_url) for s in systems))]
+    for name in ("sql/staging_macros.sql", "sql/identity.sql", "sql/raw_problems.sql", "sql/invoice_checks.sql"):
+        parts.append(read_sql("sync_pipeline.transform", name))
+    for s in systems:
+        connector = connector_for(s.type)
+        parts += [connector.sql(connector.source.clients_sql), connector.sql(connector.source.invoices_sql)]
+    changes = conn.execute(
+        "SELECT system, entity, changed_at FROM sync.raw_changes WHERE system IN (SELECT unnest(?::VARCHAR[])) "
+        "ORDER BY ALL", [[s.name for s in systems]]).fetchall()
+    parts.append(repr([(a, b, c.isoformat()) for a, b, c in changes]))
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def staging_is_current(conn: duckdb.DuckDBPyConnection, fingerprint: str) -> bool:
+    row = conn.execute("SELECT fingerprint FROM sync.staging_builds ORDER BY built_at DESC LIMIT 1").fetchone()
+    return row is not None and row[0] == fingerprint
+
+
+def record_staging_build(conn: duckdb.DuckDBPyConnection, fingerprint: str, run_id: str) -> None:
+    with transaction(conn):
+        conn.execute("DELETE FROM sync.staging_builds")
+        conn.execute("INSERT INTO sync.staging_builds VALUES (?, now(), ?)", [fingerprint, run_id])
+
+
+def staging_stats(conn: duckdb.DuckDBPyConnection, systems: list[SourceSystemRef]) -> StagingStats:
+    """The counts a rebuild reported, read back from the staging tables (when staging is kept as it is)."""
+    stats = StagingStats()
+    for s in systems:
+        (accounts, invoices, q_clients, flagged, q_invoices) = conn.execute(
+            """SELECT (SELECT count(*) FROM staging.accounts WHERE source_instance = $s),
+                      (SELECT count(*) FROM staging.invoices WHERE source_instance = $s),
+                      count(*) FILTER (WHERE entity = 'clients' AND disposition = 'rejected'),
+                      count(*) FILTER (WHERE entity = 'clients' AND disposition = 'kept'),
+                      count(*) FILTER (WHERE entity = 'invoices' AND disposition = 'rejected')
+               FROM staging.quarantine WHERE source_instance = $s""", {"s": s.name}).fetchone()
+        stats.per_system[s.name] = {"clients": EntityCounts(accounts + q_clients, accounts, q_clients, flagged),
+                                    "invoices": EntityCounts(invoices + q_invoices, invoices, q_invoices, 0)}
     return stats
 
 

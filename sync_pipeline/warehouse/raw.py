@@ -23,7 +23,7 @@ from sync_pipeline.warehouse.db import transaction
 
 _FLUSH_EVERY = 5_000
 DEFAULT_CLOCK_SKEW = timedelta(minutes=10)
-_COLUMNS = "record_key, source_id, payload, source_updated_at, issue_date, extracted_at, run_id, conflict"
+_COLUMNS = "record_key, source_id, payload, source_updated_at, issue_date, extracted_at, run_id, conflict, content"
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ def ensure_raw_table(conn: duckdb.DuckDBPyConnection, system: str, entity: str) 
             conflict VARCHAR)"""
     )
     conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS conflict VARCHAR")  # files from before it existed
+    conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS content VARCHAR")   # md5 of the payload
     return table
 
 
@@ -64,6 +65,7 @@ class LandingStats:
     superseded: int = 0    # older versions of a record whose newer version came in the same read
     conflicts: int = 0     # rows landed with a `conflict` note (same id and updated_at, other content)
     from_future: int = 0   # records stamped later than now + the clock skew (the cursor ignores them)
+    changed: int = 0       # records written or removed because their content changed (0: the raw table is as it was)
 
 
 class RawLanding:
@@ -135,7 +137,7 @@ class RawLanding:
                 SELECT * FROM newest QUALIFY row_number() OVER (PARTITION BY record_key, content ORDER BY seq DESC) = 1
             )
             SELECT record_key, source_id, payload, source_updated_at, issue_date, now() AS extracted_at,
-                   $run_id AS run_id,
+                   $run_id AS run_id, content,
                    CASE WHEN count(*) OVER (PARTITION BY record_key) > 1
                         THEN 'conflicting duplicate: id ' || coalesce(source_id, record_key) || ' came '
                              || count(*) OVER (PARTITION BY record_key)
@@ -153,15 +155,36 @@ class RawLanding:
         (distinct_versions,) = c.execute("SELECT count(*) FROM (SELECT DISTINCT record_key, content FROM _parsed)").fetchone()
         duplicates = self._received - distinct_versions
         superseded = distinct_versions - landed
-        replaced = 0
+        replaced = removed = 0
+        # Only records whose content changed are written: a re-read of identical records (the re-read lag, a
+        # repeated backfill) leaves the raw table, and so staging, as it was. A record that was stamped in the
+        # future when last read, or that carries a conflict, is written again, so it is judged anew.
+        c.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _changed_keys AS
+            SELECT DISTINCT k.record_key FROM _keyed k
+            WHERE k.conflict IS NOT NULL OR NOT EXISTS (
+                SELECT 1 FROM {self.table} r
+                WHERE r.record_key = k.record_key AND r.content = k.content AND r.conflict IS NULL
+                  AND NOT coalesce(r.source_updated_at > r.extracted_at + $skew, false))
+            UNION
+            SELECT r.record_key FROM {self.table} r
+            WHERE r.conflict IS NOT NULL AND r.record_key IN (SELECT record_key FROM _keyed)""",
+            {"skew": self.max_clock_skew})
+        (changed,) = c.execute("SELECT count(*) FROM _changed_keys").fetchone()
         with transaction(c):
             if window is not None:
                 (replaced,) = c.execute(
                     f"SELECT count(*) FROM {self.table} WHERE issue_date BETWEEN ? AND ?", list(window)
                 ).fetchone()
-                c.execute(f"DELETE FROM {self.table} WHERE issue_date BETWEEN ? AND ?", list(window))
-            c.execute(f"DELETE FROM {self.table} WHERE record_key IN (SELECT record_key FROM _keyed)")
-            c.execute(f"INSERT INTO {self.table} ({_COLUMNS}) SELECT {_COLUMNS} FROM _keyed")
+                (removed,) = c.execute(
+                    f"""DELETE FROM {self.table} WHERE issue_date BETWEEN ? AND ?
+                        AND record_key NOT IN (SELECT record_key FROM _keyed)""", list(window)).fetchone()
+            c.execute(f"DELETE FROM {self.table} WHERE record_key IN (SELECT record_key FROM _changed_keys)")
+            c.execute(f"""INSERT INTO {self.table} ({_COLUMNS}) SELECT {_COLUMNS} FROM _keyed
+                          WHERE record_key IN (SELECT record_key FROM _changed_keys)""")
+            if changed or removed:
+                c.execute("INSERT OR REPLACE INTO sync.raw_changes VALUES (?, ?, now(), ?)",
+                          [self.system, self.entity, self.run_id])
             cursor = read_cursor(c, self.system, self.entity)
             if advance_cursor and newest is not None and (cursor is None or newest > cursor):
                 cursor = newest
@@ -171,8 +194,9 @@ class RawLanding:
                 )
         c.execute("DROP TABLE IF EXISTS _keyed")
         c.execute("DELETE FROM _parsed")
+        c.execute("DROP TABLE IF EXISTS _changed_keys")
         return LandingStats(self._received, landed, without_id, replaced, cursor, duplicates, superseded, conflicts,
-                            future)
+                            future, changed=changed + removed)
 
 
 def _dump_page(records: list) -> str:

@@ -19,6 +19,23 @@ CREATE OR REPLACE TEMP MACRO quote_value(x) AS
     '''' || left(x, 40) || CASE WHEN length(x) > 40 THEN '…'' (' || length(x) || ' characters)' ELSE '''' END;
 
 -- Incremental extraction cursors: the newest source `updated_at` seen per system and entity.
+-- When each raw table last changed in content (a re-read of identical records changes nothing): staging is
+-- rebuilt only when one of its sources changed since the last build (sync.staging_builds).
+CREATE TABLE IF NOT EXISTS sync.raw_changes (
+    system      VARCHAR NOT NULL,
+    entity      VARCHAR NOT NULL,
+    changed_at  TIMESTAMPTZ NOT NULL,
+    run_id      VARCHAR,
+    PRIMARY KEY (system, entity)
+);
+
+-- The inputs staging was last built from (raw versions, configuration, SQL), as one fingerprint.
+CREATE TABLE IF NOT EXISTS sync.staging_builds (
+    fingerprint VARCHAR NOT NULL,
+    built_at    TIMESTAMPTZ NOT NULL,
+    run_id      VARCHAR
+);
+
 CREATE TABLE IF NOT EXISTS sync.cursors (
     system      VARCHAR NOT NULL,
     entity      VARCHAR NOT NULL,
