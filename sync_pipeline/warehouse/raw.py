@@ -130,20 +130,20 @@ class RawLanding:
         # The newest version of each record; among equally new versions, one row per distinct content.
         c.execute(
             """CREATE OR REPLACE TEMP TABLE _keyed AS
-            WITH newest AS (
-                SELECT * FROM _parsed
+            WITH narrow AS (  -- without the payloads: they are fetched by rowid for the rows written
+                SELECT rowid AS rid, seq, record_key, source_id, source_updated_at, content FROM _parsed
+            ), newest AS (
+                SELECT * FROM narrow
                 QUALIFY dense_rank() OVER (PARTITION BY record_key ORDER BY source_updated_at DESC NULLS LAST) = 1
             ), versions AS (
                 SELECT * FROM newest QUALIFY row_number() OVER (PARTITION BY record_key, content ORDER BY seq DESC) = 1
             )
-            SELECT record_key, source_id, payload, source_updated_at, issue_date, now() AS extracted_at,
-                   $run_id AS run_id, content,
+            SELECT rid, record_key, source_id, source_updated_at, content,
                    CASE WHEN count(*) OVER (PARTITION BY record_key) > 1
                         THEN 'conflicting duplicate: id ' || coalesce(source_id, record_key) || ' came '
                              || count(*) OVER (PARTITION BY record_key)
                              || ' times in one read with different content and the same updated_at' END AS conflict
             FROM versions""",
-            {"run_id": self.run_id},
         )
         (landed, without_id, newest, conflicts, future) = c.execute(
             """SELECT count(*), count(*) FILTER (WHERE source_id IS NULL),
@@ -180,8 +180,11 @@ class RawLanding:
                     f"""DELETE FROM {self.table} WHERE issue_date BETWEEN ? AND ?
                         AND record_key NOT IN (SELECT record_key FROM _keyed)""", list(window)).fetchone()
             c.execute(f"DELETE FROM {self.table} WHERE record_key IN (SELECT record_key FROM _changed_keys)")
-            c.execute(f"""INSERT INTO {self.table} ({_COLUMNS}) SELECT {_COLUMNS} FROM _keyed
-                          WHERE record_key IN (SELECT record_key FROM _changed_keys)""")
+            c.execute(f"""INSERT INTO {self.table} ({_COLUMNS})
+                          SELECT k.record_key, k.source_id, p.payload, k.source_updated_at, p.issue_date, now(),
+                                 $run_id, k.conflict, k.content
+                          FROM _keyed k JOIN _parsed p ON p.rowid = k.rid
+                          WHERE k.record_key IN (SELECT record_key FROM _changed_keys)""", {"run_id": self.run_id})
             if changed or removed:
                 c.execute("INSERT OR REPLACE INTO sync.raw_changes VALUES (?, ?, now(), ?)",
                           [self.system, self.entity, self.run_id])

@@ -6,7 +6,10 @@
 CREATE OR REPLACE TEMP TABLE _clients_checked AS
 SELECT c.*,
        concat_ws('; ',
-           (SELECT p.reason FROM _problems p WHERE p.record_key = c.record_key AND p.content = md5(c.payload::VARCHAR)),
+           -- the hash only for the few records with a raw problem (hashing every payload cost seconds at 1M)
+           CASE WHEN c.record_key IN (SELECT record_key FROM _problems) THEN
+               (SELECT p.reason FROM _problems p WHERE p.record_key = c.record_key AND p.content = md5(c.payload::VARCHAR))
+           END,
            text_problem('name', c.name)
        ) AS problem
 FROM _clients c;

@@ -4,7 +4,7 @@
 -- {skew} (the system's max clock skew, quoted interval).
 SELECT record_key, content, reason
 FROM (
-    SELECT record_key, md5(payload::VARCHAR) AS content,
+    SELECT record_key, coalesce(content, md5(payload::VARCHAR)) AS content,  -- content: md5 kept at landing
            concat_ws('; ',
                conflict,
                CASE WHEN json_type(payload) <> 'OBJECT'
