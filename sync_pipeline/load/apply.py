@@ -114,9 +114,11 @@ def _send(chunk: list[PlanItem], writer: TargetWriter, pool: ThreadPoolExecutor 
             outcomes.append(_apply_one(item, writer))
         return
     futures = [pool.submit(_apply_one, item, writer) for item in chunk]
+    taken: set = set()  # futures whose answer is in `outcomes`
     error: BaseException | None = None
     try:
         for future in as_completed(futures):
+            taken.add(future)
             try:
                 outcomes.append(future.result())
             except BaseException as exc:  # systemic (auth, connection, rate limit): stop sending
@@ -129,7 +131,7 @@ def _send(chunk: list[PlanItem], writer: TargetWriter, pool: ThreadPoolExecutor 
             pending.cancel()
         wait(futures)
         outcomes.extend(f.result() for f in futures
-                        if f.done() and not f.cancelled() and f.exception() is None and f.result() not in outcomes)
+                        if f not in taken and not f.cancelled() and f.exception() is None)
     if error is not None:
         raise error
 
