@@ -60,7 +60,7 @@ class TargetEntity:
     payload_sql: str                                        # file in the connector's folder: (our_key, payload, blocked)
     writer: Callable[[Any], Any]                            # api client -> TargetWriter
     needs_metrics: bool                                     # runs after the metrics assets
-    after: str | None                                       # entity of the same target loaded first
+    after: str | None                                       # entity loaded first (its ledger rows may be read by payload_sql)
     description: str
     render: Callable[[str, ConnectionSettings], str] | None = None  # fills placeholders of payload_sql
 

@@ -7,11 +7,12 @@ from dagster_duckdb import DuckDBResource
 
 from sync_pipeline.config import ConnectionSettings
 from sync_pipeline.connectors.registry import TargetEntity, connector_for, target_entities
-from sync_pipeline.defs.metrics import FINANCIAL_HEALTH, RISK_ALERTS
+from sync_pipeline.defs.metrics import BUILDS as METRICS_BUILDS, FINANCIAL_HEALTH, RISK_ALERTS
 from sync_pipeline.defs.resources import RunOptions, SyncSettings, warehouse
-from sync_pipeline.defs.staging import ACCOUNTS, INVOICES
+from sync_pipeline.defs.staging import ACCOUNTS, BUILD as STAGING_BUILD, INVOICES
 from sync_pipeline.load.apply import ApplyResult, apply_plan
-from sync_pipeline.load.plan import Plan, compute_plan
+from sync_pipeline.load.plan import Plan, compute_plan, inputs_fingerprint
+from sync_pipeline.warehouse.builds import forget_build, is_current, last_build, record_build
 
 
 def _plan_markdown(plan: Plan) -> str:
@@ -23,10 +24,11 @@ def _plan_markdown(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def _metadata(result: ApplyResult, plan: Plan, dry_run: bool) -> dict:
+def _metadata(result: ApplyResult, plan: Plan, dry_run: bool, reused: bool = False) -> dict:
     return {
         **result.as_metadata(),
         "dry_run": dry_run,
+        "plan_reused": reused,
         "plan": dg.MetadataValue.md(_plan_markdown(plan)),
         "plan_examples": dg.MetadataValue.json(
             {a: plan.examples(a) for a in ("create", "recover", "update", "blocked") if plan.counts.get(a)}),
@@ -34,9 +36,62 @@ def _metadata(result: ApplyResult, plan: Plan, dry_run: bool) -> dict:
     }
 
 
+class _PlanCache:
+    """The last run's plan of one connection and entity, kept in sync.builds with the fingerprint of its inputs.
+    It holds again when the inputs are the same: when it has nothing to send, or for a dry run after a dry run
+    (whose log rows are copied). A real run that sent everything records the plan as it then stands (all
+    unchanged) under the ledger as it then is; a run that left anything failed or unknown records nothing."""
+
+    def __init__(self, conn, *, connection: str, entity: str, desired_sql: str, params: dict, upstream: list[str],
+                 ledger_entities: list[str]):
+        self.conn, self.connection, self.entity = conn, connection, entity
+        self.name = f"plan/{connection}/{entity}"
+        self._args = dict(connection=connection, entity=entity, desired_sql=desired_sql, params=params,
+                          ledger_entities=ledger_entities)
+        builds = [last_build(conn, u) for u in upstream]
+        self._upstream = None if any(b is None for b in builds) else [b.fingerprint for b in builds]
+        self.fingerprint = self._inputs()
+
+    def _inputs(self) -> str | None:
+        if self._upstream is None:  # an upstream table set without a recorded build: never reuse
+            return None
+        return inputs_fingerprint(self.conn, upstream=self._upstream, **self._args)
+
+    def reusable(self, *, dry_run: bool) -> Plan | None:
+        build = is_current(self.conn, self.name, self.fingerprint) if self.fingerprint else None
+        if build is None:
+            return None
+        plan = Plan.from_summary(self.connection, self.entity, build.summary)
+        if plan.actionable == 0:
+            return plan
+        if dry_run and build.summary.get("dry_run") and build.run_id:
+            (logged,) = self.conn.execute(
+                """SELECT count(*) FROM sync.log WHERE run_id = ? AND connection = ? AND entity = ? AND dry_run
+                   AND action LIKE 'plan_%'""", [build.run_id, self.connection, self.entity]).fetchone()
+            if logged == plan.actionable:
+                return Plan.from_summary(self.connection, self.entity, build.summary, logged_by=build.run_id)
+        return None
+
+    def forget(self) -> None:
+        forget_build(self.conn, self.name)
+
+    def record(self, plan: Plan, result: ApplyResult, *, dry_run: bool, run_id: str) -> None:
+        if dry_run:  # the ledger is as it was: the same inputs give this plan again
+            if self.fingerprint:
+                record_build(self.conn, self.name, self.fingerprint, run_id, {**plan.summary(), "dry_run": True})
+            return
+        sent = sum(result.counts.get(k, 0) for k in ("created", "updated", "adopted"))
+        if sent == plan.actionable and not result.counts.get("failed") and not result.counts.get("unknown"):
+            after = self._inputs()  # the ledger as the writes left it
+            if after:
+                record_build(self.conn, self.name, after, run_id, {**plan.settled().summary(), "dry_run": False})
+
+
 def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEntity, deps: list):
     name, entity = conn_cfg.name, spec.name
     connector = connector_for(target_type)
+    # the table sets the desired SQL reads, by their builds (sync.builds)
+    upstream = [STAGING_BUILD, *(METRICS_BUILDS.values() if spec.needs_metrics else ())]
 
     @dg.asset(
         key=[name, entity], deps=deps, group_name=name, kinds={"api", "duckdb"}, pool="duckdb",
@@ -52,23 +107,32 @@ def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEnti
         sql = connector.payload_sql(spec, current)
         result = ApplyResult()
         plan = None
+        reused = False
         try:
             api = sync_settings.client(current.target)
             with warehouse(duckdb) as conn:
-                plan = compute_plan(conn, connection=name, entity=entity, desired_sql=sql,
-                                    params={k: v for k, v in params.items() if f"${k}" in sql})
-                context.log.info(f"{name}/{entity} plan: {dict(plan.counts)}" + (" (dry run)" if dry_run else ""))
+                used = {k: v for k, v in params.items() if f"${k}" in sql}
+                cache = _PlanCache(conn, connection=name, entity=entity, desired_sql=sql, params=used,
+                                   upstream=upstream, ledger_entities=[entity, *([spec.after] if spec.after else [])])
+                plan = cache.reusable(dry_run=dry_run)
+                reused = plan is not None
+                if plan is None:
+                    cache.forget()
+                    plan = compute_plan(conn, connection=name, entity=entity, desired_sql=sql, params=used)
+                context.log.info(f"{name}/{entity} plan: {dict(plan.counts)}" + (" (dry run)" if dry_run else "")
+                                 + (" (inputs unchanged since the last run: its plan holds)" if reused else ""))
                 apply_plan(conn, plan, spec.writer(api), run_id=context.run.run_id, dry_run=dry_run,
                            error_budget=current.error_budget,
                            concurrency=settings.systems[current.target].write_concurrency,
                            progress=context.log.info, result=result)
+                cache.record(plan, result, dry_run=dry_run, run_id=context.run.run_id)
         except Exception as exc:
             # What was written before the failure is in the target and the ledger: say so, do not report 0.
             raise dg.Failure(description=f"{name}/{entity}: {exc}",
-                             metadata=_metadata(result, plan, dry_run) if plan else None) from exc
+                             metadata=_metadata(result, plan, dry_run, reused) if plan else None) from exc
         for key, message in result.errors[:5]:
             context.log.warning(f"{name}/{entity} {key} not written to {current.target}: {message}")
-        return dg.MaterializeResult(metadata=_metadata(result, plan, dry_run))
+        return dg.MaterializeResult(metadata=_metadata(result, plan, dry_run, reused))
 
     return _asset
 

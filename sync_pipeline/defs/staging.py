@@ -8,8 +8,8 @@ from sync_pipeline.config import Settings
 from sync_pipeline.defs.extract import extract_keys
 from sync_pipeline.defs.resources import warehouse
 from sync_pipeline.transform.staging import (SourceSystemRef, rebuild_staging, rebuild_unmatched_accounts,
-                                            record_staging_build, staging_fingerprint, staging_is_current,
-                                            staging_stats)
+                                            staging_fingerprint, staging_stats)
+from sync_pipeline.warehouse.builds import forget_build, is_current, record_build
 
 GROUP = "staging"
 ACCOUNTS = dg.AssetKey(["staging", "accounts"])
@@ -17,6 +17,7 @@ INVOICES = dg.AssetKey(["staging", "invoices"])
 QUARANTINE = dg.AssetKey(["staging", "quarantine"])
 UNMATCHED = dg.AssetKey(["staging", "unmatched_accounts"])
 STAGING_KEYS = [ACCOUNTS, INVOICES, QUARANTINE, UNMATCHED]
+BUILD = "staging"  # its row in sync.builds
 
 
 def _quarantine_preview(conn):
@@ -51,10 +52,11 @@ def build_staging_assets(settings: Settings) -> list:
     def staging(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         with warehouse(duckdb) as conn:
             fingerprint = staging_fingerprint(conn, sources)
-            rebuilt = not staging_is_current(conn, fingerprint)
+            rebuilt = not is_current(conn, BUILD, fingerprint)
             if rebuilt:
+                forget_build(conn, BUILD)
                 stats = rebuild_staging(conn, sources, run_id=context.run.run_id)
-                record_staging_build(conn, fingerprint, context.run.run_id)
+                record_build(conn, BUILD, fingerprint, context.run.run_id)
             else:
                 # Nothing changed in any source's raw records, the configuration or the SQL since the last
                 # build: the tables are what a rebuild would give. A nothing-changed run then costs no rebuild.

@@ -74,7 +74,8 @@ def apply_plan(conn: duckdb.DuckDBPyConnection, plan: Plan, writer: TargetWriter
     result.counts["blocked"] = plan.counts.get("blocked", 0)
 
     if dry_run:
-        ledger.log_plan()
+        if plan.actionable:
+            ledger.log_plan(copy_from=plan.logged_by)
         result.counts["created"] += plan.counts.get("create", 0) + plan.counts.get("recover", 0)
         result.counts["updated"] += plan.counts.get("update", 0)
         return result

@@ -45,8 +45,21 @@ class Ledger:
                 {**self._scope(), "keys": keys},
             )
 
-    def log_plan(self) -> int:
-        """A dry run: one `plan_<action>` row per record the run would send, straight from the plan table."""
+    def log_plan(self, copy_from: str | None = None) -> int:
+        """A dry run: one `plan_<action>` row per record the run would send, straight from the plan table, or
+        copied from the log of the run `copy_from` whose plan this run's is (same inputs, same plan)."""
+        if copy_from is not None:
+            with transaction(self.conn):
+                (n,) = self.conn.execute(
+                    """INSERT INTO sync.log (logged_at, run_id, connection, entity, our_key, action, target_id, dry_run,
+                                              message)
+                       SELECT now(), $run_id, connection, entity, our_key, action, target_id, true, NULL
+                       FROM sync.log WHERE run_id = $source AND connection = $connection AND entity = $entity
+                         AND dry_run AND action LIKE 'plan_%'
+                       ORDER BY rowid""",
+                    {**self._scope(), "source": copy_from},
+                ).fetchone()
+            return n
         with transaction(self.conn):
             (n,) = self.conn.execute(
                 f"""INSERT INTO sync.log (logged_at, run_id, connection, entity, our_key, action, target_id, dry_run,

@@ -3,6 +3,11 @@
 The plan stays in DuckDB (a temp table on the step's connection): counts and examples are read with SQL,
 a dry run logs it with one INSERT … SELECT, and a real run reads it in chunks, so neither time nor memory
 grows with a per-row trip through Python for records that are only counted.
+
+A plan is a function of the tables its desired SQL reads (staging, metrics: their builds in sync.builds),
+the SQL and its parameters, and the connection's ledger. `inputs_fingerprint` hashes them; when it equals
+the one recorded after the last run, that run's plan holds again and is not recomputed (see defs/load.py):
+a plan with nothing to send, or a dry run's plan (its log rows are copied from the run that logged it).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+
+from sync_pipeline.warehouse.builds import fingerprint
 
 TABLE = "_plan"
 ACTIONABLE = ("create", "recover", "update")  # what a run sends (blocked and unchanged are only counted)
@@ -58,6 +65,22 @@ class Plan:
     entity: str
     counts: Counter = field(default_factory=Counter)                 # per action, including unchanged
     first_keys: dict[str, list[str]] = field(default_factory=dict)   # per action, the first few keys
+    logged_by: str | None = None  # a dry-run plan taken over from this run: its log rows are copied, not computed
+
+    @classmethod
+    def from_summary(cls, connection: str, entity: str, summary: dict, *, logged_by: str | None = None) -> Plan:
+        return cls(connection, entity, Counter(summary["counts"]), summary["first_keys"], logged_by)
+
+    def summary(self) -> dict:
+        return {"counts": dict(self.counts), "first_keys": self.first_keys}
+
+    def settled(self) -> Plan:
+        """The plan once every record to send was sent and answered: all unchanged (blocked stay blocked)."""
+        counts = Counter({"unchanged": self.counts.get("unchanged", 0) + self.actionable})
+        if self.counts.get("blocked"):
+            counts["blocked"] = self.counts["blocked"]
+        return Plan(self.connection, self.entity, counts,
+                    {a: k for a, k in self.first_keys.items() if a == "blocked"})
 
     @property
     def actionable(self) -> int:
@@ -73,6 +96,20 @@ class Plan:
                 f"SELECT our_key, action, payload, content_hash, target_id, blocked FROM {TABLE} "
                 "WHERE seq > ? AND seq <= ? ORDER BY seq", [start, start + size]).fetchall()
             yield [PlanItem(k, a, json.loads(p), h, t, b) for k, a, p, h, t, b in rows]
+
+
+def inputs_fingerprint(conn: duckdb.DuckDBPyConnection, *, connection: str, entity: str, desired_sql: str,
+                       params: dict[str, Any], upstream: list[Any], ledger_entities: list[str]) -> str:
+    """What the plan is a function of: `upstream` (the fingerprints of the tables the SQL reads), the SQL, its
+    parameters and the ledger rows of `ledger_entities` (the entity's own, and those its payload refers to, such
+    as the clients a deal points at), summed as hashes of whole rows, so any change of a row shows, even one made
+    by hand without a new `updated_at`."""
+    ledger = conn.execute(
+        """SELECT count(*), sum(hash(entity, our_key, target_id, content_hash, state, updated_at)::HUGEINT)
+           FROM sync.ledger WHERE connection = ? AND entity IN (SELECT unnest(?))""",
+        [connection, ledger_entities]).fetchone()
+    return fingerprint("plan", connection, entity, desired_sql, sorted((k, repr(v)) for k, v in params.items()),
+                       upstream, sorted(ledger_entities), ledger[0], str(ledger[1]))
 
 
 def compute_plan(conn: duckdb.DuckDBPyConnection, *, connection: str, entity: str, desired_sql: str,

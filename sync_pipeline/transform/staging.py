@@ -6,7 +6,6 @@ every run, so for every run: records in = staged + quarantined (rejected).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,6 +13,7 @@ from datetime import timedelta
 import duckdb
 
 from sync_pipeline.connectors.registry import connector_for
+from sync_pipeline.warehouse.builds import fingerprint
 from sync_pipeline.warehouse.db import read_sql, transaction
 from sync_pipeline.warehouse.raw import DEFAULT_CLOCK_SKEW, ensure_raw_table
 
@@ -83,18 +83,7 @@ def staging_fingerprint(conn: duckdb.DuckDBPyConnection, systems: list[SourceSys
         "SELECT system, entity, changed_at FROM sync.raw_changes WHERE system IN (SELECT unnest(?::VARCHAR[])) "
         "ORDER BY ALL", [[s.name for s in systems]]).fetchall()
     parts.append(repr([(a, b, c.isoformat()) for a, b, c in changes]))
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
-
-
-def staging_is_current(conn: duckdb.DuckDBPyConnection, fingerprint: str) -> bool:
-    row = conn.execute("SELECT fingerprint FROM sync.staging_builds ORDER BY built_at DESC LIMIT 1").fetchone()
-    return row is not None and row[0] == fingerprint
-
-
-def record_staging_build(conn: duckdb.DuckDBPyConnection, fingerprint: str, run_id: str) -> None:
-    with transaction(conn):
-        conn.execute("DELETE FROM sync.staging_builds")
-        conn.execute("INSERT INTO sync.staging_builds VALUES (?, now(), ?)", [fingerprint, run_id])
+    return fingerprint(*parts)
 
 
 def staging_stats(conn: duckdb.DuckDBPyConnection, systems: list[SourceSystemRef]) -> StagingStats:

@@ -23,6 +23,7 @@ def read_sql(package: str, name: str) -> str:
 MIGRATIONS: dict[int, list[str]] = {
     2: ["DROP TABLE IF EXISTS marts.account_metrics"],  # aging, billed_90d, dso_90d added
     3: ["ALTER TABLE IF EXISTS staging.accounts ADD COLUMN IF NOT EXISTS country_code VARCHAR"],
+    4: ["DROP TABLE IF EXISTS sync.staging_builds"],  # replaced by sync.builds (one row per derived table set)
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

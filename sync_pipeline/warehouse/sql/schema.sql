@@ -20,7 +20,7 @@ CREATE OR REPLACE TEMP MACRO quote_value(x) AS
 
 -- Incremental extraction cursors: the newest source `updated_at` seen per system and entity.
 -- When each raw table last changed in content (a re-read of identical records changes nothing): staging is
--- rebuilt only when one of its sources changed since the last build (sync.staging_builds).
+-- rebuilt only when one of its sources changed since the last build (sync.builds).
 CREATE TABLE IF NOT EXISTS sync.raw_changes (
     system      VARCHAR NOT NULL,
     entity      VARCHAR NOT NULL,
@@ -29,11 +29,14 @@ CREATE TABLE IF NOT EXISTS sync.raw_changes (
     PRIMARY KEY (system, entity)
 );
 
--- The inputs staging was last built from (raw versions, configuration, SQL), as one fingerprint.
-CREATE TABLE IF NOT EXISTS sync.staging_builds (
+-- What each derived table set was last built from, as one fingerprint (sync_pipeline/warehouse/builds.py):
+-- staging, each metrics table, each connection's plan. Equal inputs: the tables are kept as they are.
+CREATE TABLE IF NOT EXISTS sync.builds (
+    name        VARCHAR PRIMARY KEY,
     fingerprint VARCHAR NOT NULL,
     built_at    TIMESTAMPTZ NOT NULL,
-    run_id      VARCHAR
+    run_id      VARCHAR,
+    summary     VARCHAR
 );
 
 CREATE TABLE IF NOT EXISTS sync.cursors (
