@@ -188,3 +188,70 @@ def test_a_plan_is_kept_only_after_every_record_was_sent_and_answered(tmp_path):
         assert cache(conn).reusable(dry_run=False) is not None
         record_build(conn, "staging", "s2", "r5")
         assert cache(conn).reusable(dry_run=False) is None
+
+
+def _add(fak, kind: str, template: dict, **fields) -> dict:
+    """A new record in the Fakturownia simulator, shaped like `template`."""
+    import copy
+
+    with fak.lock:
+        record = copy.deepcopy(template)
+        record.update(id=fak._new_id(kind), **fields)
+        if kind == "invoice":
+            record.update(number=f"INC/{record['id']}", token=f"inc{record['id']}")
+        (fak.invoices if kind == "invoice" else fak.clients)[record["id"]] = record
+        fak._touch(record)
+    return record
+
+
+def _edit(fak, record: dict, **fields) -> None:
+    with fak.lock:
+        record.update(fields)
+        fak._touch(record)
+
+
+def test_incremental_staging_equals_a_full_build_after_every_kind_of_change(config_path, sandbox, instance):
+    fak = sandbox.fakturownia
+    settings = load_settings(config_path)
+    ref = [SourceSystemRef("fakturownia", "fakturownia", "source_id",
+                           base_url=settings.systems["fakturownia"].resolved_base_url())]
+    runs, first = run_sync(config_path, instance)
+    assert first["ok"] and _meta(runs, "staging/accounts")["build"] == "full"
+
+    client = next(c for c in fak.clients.values() if any(i["client_id"] == c["id"] and i["status"] == "issued"
+                                                         for i in fak.invoices.values()))
+    invoice = next(i for i in fak.invoices.values() if i["client_id"] != client["id"] and i["status"] == "issued")
+    template = next(iter(fak.invoices.values()))
+    missing_client_id = fak._next["client"] + 1000
+    changes = [
+        ("a payment", lambda: fak.pay_invoice(invoice["id"])),
+        ("a client renamed", lambda: _edit(fak, client, name=client["name"] + " Sp. z o.o.")),
+        ("a new client with an invoice, and an invoice of a client not read yet", lambda: (
+            _add(fak, "invoice", template, client_id=_add(fak, "client", client, name="Nowy Klient")["id"]),
+            _add(fak, "invoice", template, client_id=missing_client_id))),
+        ("the missing client arrives: its invoice leaves quarantine", lambda: (
+            _add(fak, "client", client, name="Spóźniony Klient"),
+            _edit(fak, fak.clients[max(fak.clients)], id=missing_client_id),
+            fak.clients.__setitem__(missing_client_id, fak.clients.pop(max(fak.clients))))),
+        ("a client turns bad: its invoices go to quarantine", lambda: _edit(fak, client, name="Bad\x07name")),
+        ("the client is mended: its invoices come back", lambda: _edit(fak, client, name="Mended")),
+    ]
+    for what, change in changes:
+        change()
+        fak.changed()
+        runs, summary = run_sync(config_path, instance)
+        assert summary["ok"], (what, runs[0].error)
+        assert _meta(runs, "staging/accounts")["build"] == "incremental", what
+        with connect(settings.warehouse_path) as conn:
+            incremental = _snapshot(conn)
+            rebuild_staging(conn, ref, run_id="check")
+            assert _snapshot(conn) == incremental, what
+
+    with connect(settings.warehouse_path) as conn:
+        staged = {r[0] for r in conn.execute("SELECT source_id FROM staging.invoices").fetchall()}
+        accounts = {r[0]: r[1] for r in conn.execute("SELECT source_id, name FROM staging.accounts").fetchall()}
+        quarantined = {r[0] for r in conn.execute("SELECT record_key FROM staging.quarantine").fetchall()}
+    # the changes really happened (the comparison above is not of two empty tables)
+    assert accounts[str(client["id"])] == "Mended" and accounts[str(missing_client_id)] == "Spóźniony Klient"
+    assert {str(i["id"]) for i in fak.invoices.values() if i["client_id"] == missing_client_id} <= staged
+    assert str(client["id"]) not in quarantined

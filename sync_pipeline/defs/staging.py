@@ -7,9 +7,9 @@ from dagster_duckdb import DuckDBResource
 from sync_pipeline.config import Settings
 from sync_pipeline.defs.extract import extract_keys
 from sync_pipeline.defs.resources import warehouse
-from sync_pipeline.transform.staging import (SourceSystemRef, rebuild_staging, rebuild_unmatched_accounts,
-                                            staging_fingerprint, staging_stats)
-from sync_pipeline.warehouse.builds import forget_build, is_current, record_build
+from sync_pipeline.transform.staging import (SourceSystemRef, rebuild_unmatched_accounts, staging_stats,
+                                            update_staging)
+from sync_pipeline.warehouse.builds import forget_build, last_build, record_build
 
 GROUP = "staging"
 ACCOUNTS = dg.AssetKey(["staging", "accounts"])
@@ -51,17 +51,17 @@ def build_staging_assets(settings: Settings) -> list:
     )
     def staging(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         with warehouse(duckdb) as conn:
-            fingerprint = staging_fingerprint(conn, sources)
-            rebuilt = not is_current(conn, BUILD, fingerprint)
-            if rebuilt:
-                forget_build(conn, BUILD)
-                stats = rebuild_staging(conn, sources, run_id=context.run.run_id)
-                record_build(conn, BUILD, fingerprint, context.run.run_id)
-            else:
-                # Nothing changed in any source's raw records, the configuration or the SQL since the last
-                # build: the tables are what a rebuild would give. A nothing-changed run then costs no rebuild.
-                stats = staging_stats(conn, sources)
+            last = last_build(conn, BUILD)
+            forget_build(conn, BUILD)  # recorded again once the tables are up to date
+            build = update_staging(conn, sources, run_id=context.run.run_id, last=last.summary if last else None)
+            record_build(conn, BUILD, build.fingerprint, context.run.run_id, build.summary)
+            stats = staging_stats(conn, sources)
+            if build.mode == "kept":
+                # nothing changed in any source's raw records, the configuration or the SQL since the last build
                 context.log.info("staging kept as it was: no source changed since it was last built")
+            elif build.mode == "incremental":
+                context.log.info("staging updated incrementally: only the records that changed since the last "
+                                 "build, and what they reach, were mapped again")
             per_system = {
                 name: {entity: vars(c) for entity, c in entities.items()} for name, entities in stats.per_system.items()
             }
@@ -76,7 +76,8 @@ def build_staging_assets(settings: Settings) -> list:
             "quarantined": stats.total("clients", "quarantined"),
             "identifier_drift": stats.total("clients", "flagged"),
             "per_system": dg.MetadataValue.json(per_system),
-            "rebuilt": rebuilt,
+            "rebuilt": build.mode != "kept",
+            "build": build.mode,
         })
         yield dg.MaterializeResult(asset_key=INVOICES, metadata={
             "dagster/row_count": stats.total("invoices", "staged"),

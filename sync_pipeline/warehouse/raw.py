@@ -170,15 +170,19 @@ class RawLanding:
             SELECT r.record_key FROM {self.table} r
             WHERE r.conflict IS NOT NULL AND r.record_key IN (SELECT record_key FROM _keyed)""",
             {"skew": self.max_clock_skew})
-        (changed,) = c.execute("SELECT count(*) FROM _changed_keys").fetchone()
+        (changed,) = c.execute("SELECT count(*) FROM _changed_keys").fetchone()  # before the window's removals
         with transaction(c):
             if window is not None:
                 (replaced,) = c.execute(
                     f"SELECT count(*) FROM {self.table} WHERE issue_date BETWEEN ? AND ?", list(window)
                 ).fetchone()
-                (removed,) = c.execute(
-                    f"""DELETE FROM {self.table} WHERE issue_date BETWEEN ? AND ?
-                        AND record_key NOT IN (SELECT record_key FROM _keyed)""", list(window)).fetchone()
+                gone = f"""FROM {self.table} WHERE issue_date BETWEEN ? AND ?
+                           AND record_key NOT IN (SELECT record_key FROM _keyed)"""
+                c.execute(f"INSERT INTO _changed_keys SELECT DISTINCT record_key {gone}", list(window))
+                (removed,) = c.execute(f"DELETE {gone}", list(window)).fetchone()
+            # the journal: which records changed, for staging to redo only those (transform/staging.py)
+            c.execute("INSERT INTO sync.raw_journal SELECT nextval('sync.raw_journal_seq'), ?, ?, record_key "
+                      "FROM _changed_keys", [self.system, self.entity])
             c.execute(f"DELETE FROM {self.table} WHERE record_key IN (SELECT record_key FROM _changed_keys)")
             c.execute(f"""INSERT INTO {self.table} ({_COLUMNS})
                           SELECT k.record_key, k.source_id, p.payload, k.source_updated_at, p.issue_date, now(),

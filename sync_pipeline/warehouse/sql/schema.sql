@@ -29,6 +29,16 @@ CREATE TABLE IF NOT EXISTS sync.raw_changes (
     PRIMARY KEY (system, entity)
 );
 
+-- Every record a landing wrote or removed, in order (seq): staging redoes only these since its last build,
+-- then drops the entries it consumed (transform/staging.py).
+CREATE SEQUENCE IF NOT EXISTS sync.raw_journal_seq;
+CREATE TABLE IF NOT EXISTS sync.raw_journal (
+    seq         BIGINT NOT NULL,
+    system      VARCHAR NOT NULL,
+    entity      VARCHAR NOT NULL,
+    record_key  VARCHAR NOT NULL
+);
+
 -- What each derived table set was last built from, as one fingerprint (sync_pipeline/warehouse/builds.py):
 -- staging, each metrics table, each connection's plan. Equal inputs: the tables are kept as they are.
 CREATE TABLE IF NOT EXISTS sync.builds (
