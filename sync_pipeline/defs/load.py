@@ -118,7 +118,8 @@ def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEnti
                 reused = plan is not None
                 if plan is None:
                     cache.forget()
-                    plan = compute_plan(conn, connection=name, entity=entity, desired_sql=sql, params=used)
+                    plan = compute_plan(conn, connection=name, entity=entity, desired_sql=sql, params=used,
+                                        keep_payloads=not dry_run)
                 context.log.info(f"{name}/{entity} plan: {dict(plan.counts)}" + (" (dry run)" if dry_run else "")
                                  + (" (inputs unchanged since the last run: its plan holds)" if reused else ""))
                 apply_plan(conn, plan, spec.writer(api), run_id=context.run.run_id, dry_run=dry_run,

@@ -40,10 +40,13 @@ planned AS (
     FROM hashed d
     LEFT JOIN sync.ledger l ON l.connection = $connection AND l.entity = $entity AND l.our_key = d.our_key
 )
--- seq numbers the records to send 1..n in key order (NULL for the rest), so chunks are read by range
-SELECT *, CASE WHEN action IN ('create', 'recover', 'update')
-               THEN row_number() OVER (PARTITION BY action IN ('create', 'recover', 'update') ORDER BY our_key) END
-          AS seq
+-- seq numbers the records to send 1..n in key order (NULL for the rest), so chunks are read by range; only
+-- the payloads a run will send are kept (a dry run sends none): the table stays small however large the plan
+SELECT our_key, CASE WHEN $keep_payloads AND action IN ('create', 'recover', 'update') THEN payload END AS payload,
+       content_hash, blocked, target_id, action,
+       CASE WHEN action IN ('create', 'recover', 'update')
+            THEN row_number() OVER (PARTITION BY action IN ('create', 'recover', 'update') ORDER BY our_key) END
+       AS seq
 FROM planned
 ORDER BY seq NULLS LAST
 """
@@ -113,11 +116,13 @@ def inputs_fingerprint(conn: duckdb.DuckDBPyConnection, *, connection: str, enti
 
 
 def compute_plan(conn: duckdb.DuckDBPyConnection, *, connection: str, entity: str, desired_sql: str,
-                 params: dict[str, Any]) -> Plan:
+                 params: dict[str, Any], keep_payloads: bool = True) -> Plan:
     """`desired_sql` selects (our_key, payload VARCHAR JSON, blocked VARCHAR|NULL), one row per key. The plan
-    is left in the temp table `_plan` of `conn` for `Plan.chunks` and the ledger's `log_plan`."""
+    is left in the temp table `_plan` of `conn` for `Plan.chunks` and the ledger's `log_plan`; without
+    `keep_payloads` (a dry run) it holds no payloads and cannot be sent."""
     sql = _PLAN_SQL.format(desired=desired_sql)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {TABLE} AS {sql}", {**params, "connection": connection, "entity": entity})
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {TABLE} AS {sql}",
+                 {**params, "connection": connection, "entity": entity, "keep_payloads": keep_payloads})
     plan = Plan(connection, entity)
     plan.counts.update(dict(conn.execute(f"SELECT action, count(*) FROM {TABLE} GROUP BY action").fetchall()))
     for action, key in conn.execute(

@@ -105,17 +105,21 @@ class RawLanding:
             ), records AS (
                 -- seq is the page's: it only picks among identical copies of a record, so any copy will do
                 SELECT seq, unnest(page::JSON::JSON[]) AS payload FROM pages
-            ), parsed AS (
-                SELECT seq, payload,
-                       -- an object, a list or a boolean is no id: such a record is kept by content and quarantined
-                       CASE WHEN json_type(payload -> $id) NOT IN ('OBJECT', 'ARRAY', 'BOOLEAN')
-                            THEN nullif(trim(payload ->> $id), '') END AS source_id,
+            ), fields AS (
+                -- the three keys read in one parse of the record (each `->` would parse all of it again)
+                SELECT seq, payload, json_extract(payload, [$id, $updated_at, $issue_date]) AS f,
                        md5(payload::VARCHAR) AS content
                 FROM records
+            ), parsed AS (
+                SELECT seq, payload, content, f,
+                       -- an object, a list or a boolean is no id: such a record is kept by content and quarantined
+                       CASE WHEN json_type(f[1]) NOT IN ('OBJECT', 'ARRAY', 'BOOLEAN')
+                            THEN nullif(trim(f[1] ->> '$'), '') END AS source_id
+                FROM fields
             )
             SELECT seq, coalesce(source_id, 'nokey:' || content) AS record_key, source_id, payload, content,
-                   TRY_CAST(payload ->> $updated_at AS TIMESTAMPTZ) AS source_updated_at,
-                   TRY_CAST(payload ->> $issue_date AS DATE) AS issue_date
+                   TRY_CAST(f[2] ->> '$' AS TIMESTAMPTZ) AS source_updated_at,
+                   TRY_CAST(f[3] ->> '$' AS DATE) AS issue_date
             FROM parsed""",
             {"seqs": self._page_seqs, "pages": self._pages, "id": self.keys.id, "updated_at": self.keys.updated_at,
              "issue_date": self.keys.issue_date})
