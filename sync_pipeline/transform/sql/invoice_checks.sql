@@ -8,7 +8,7 @@ UPDATE _invoices_mapped SET reason = concat_ws('; ',
         (SELECT p.reason FROM _problems p
          WHERE p.record_key = _invoices_mapped.record_key AND p.content = md5(_invoices_mapped.payload::VARCHAR))
     END,
-    CASE WHEN json_type(payload) = 'OBJECT' THEN nullif(concat_ws('; ',
+    CASE WHEN is_json_object(payload) THEN nullif(concat_ws('; ',
         text_problem('number', number),
         CASE WHEN total_gross < 0 AND kind IN ('invoice', 'advance', 'final', 'receipt', 'margin', 'proforma', 'estimate')
              THEN 'negative total ' || total_gross || ' on '

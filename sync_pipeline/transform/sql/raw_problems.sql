@@ -7,10 +7,13 @@ FROM (
     SELECT record_key, coalesce(content, md5(payload::VARCHAR)) AS content,  -- content: md5 kept at landing
            concat_ws('; ',
                conflict,
-               CASE WHEN json_type(payload) <> 'OBJECT'
+               CASE WHEN NOT is_json_object(payload)
                     THEN 'the record is a JSON ' || json_kind(payload) || ', not an object' END,
-               CASE WHEN json_type(payload -> {id_key}) IN ('OBJECT', 'ARRAY', 'BOOLEAN')
-                    THEN 'id is a JSON ' || json_kind(payload -> {id_key}) || ', not a number or a string' END,
+               -- an id that is an object, a list or a boolean left source_id empty at landing: only then is it looked at
+               CASE WHEN source_id IS NULL THEN
+                   CASE WHEN json_type(payload -> {id_key}) IN ('OBJECT', 'ARRAY', 'BOOLEAN')
+                        THEN 'id is a JSON ' || json_kind(payload -> {id_key}) || ', not a number or a string' END
+               END,
                CASE WHEN length(source_id) > 64 THEN 'id is ' || length(source_id) || ' characters long' END,
                CASE WHEN source_updated_at IS NULL AND nullif(trim(payload ->> {updated_key}), '') IS NOT NULL
                     THEN 'unparseable ' || {updated_key} || ' ' || quote_value(payload ->> {updated_key}) END,

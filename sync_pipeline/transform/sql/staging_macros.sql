@@ -5,6 +5,11 @@
 CREATE OR REPLACE TEMP MACRO source_date(t) AS
     CASE WHEN TRY_CAST(t AS DATE) BETWEEN DATE '1900-01-01' AND DATE '2199-12-31' THEN TRY_CAST(t AS DATE) END;
 
+-- Whether a stored JSON value is an object, from its first character (valid JSON: `{` starts only an object),
+-- without parsing the whole document as json_type would.
+CREATE OR REPLACE TEMP MACRO is_json_object(j) AS
+    left(ltrim(CAST(j AS VARCHAR), ' ' || chr(9) || chr(10) || chr(13)), 1) = '{';
+
 -- What a JSON value is, in words.
 CREATE OR REPLACE TEMP MACRO json_kind(j) AS
     CASE json_type(j) WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' WHEN 'NULL' THEN 'null'
