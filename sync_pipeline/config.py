@@ -167,7 +167,7 @@ class WarehouseSettings(_Strict):
     path: Path = Path("var/warehouse.duckdb")
     # DuckDB's own buffer cap (its default is 80 % of the machine's memory): what does not fit spills to a
     # temporary folder beside the file, so a sync of millions of invoices stays within it.
-    memory_limit: str = Field("1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+    memory_limit: str = Field("700MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
 class SandboxSettings(_Strict):
