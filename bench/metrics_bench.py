@@ -38,7 +38,7 @@ from pathlib import Path
 
 import duckdb
 
-from sync_pipeline.config import DEFAULT_ALERT_RULES, HealthSettings, MetricsSettings
+from sync_pipeline.config import DEFAULT_ALERT_RULES, HealthSettings, MetricsSettings, WarehouseSettings
 from sync_pipeline.sandbox.demo_data import DemoSpec, generate_fakturownia, paused_gc
 from sync_pipeline.transform.metrics import (
     evaluate_risk_alerts,
@@ -454,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
                 setup_out = setup(conn, db_path, args.clients, args.invoices_per_client, log)
                 phases.append(measure(conn, tmp, "setup connection", log))
                 conn.execute("CHECKPOINT")
-        with connect(db_path) as conn:
+        # the measured connection is opened as a run opens it: with the warehouse's memory limit (sync.yaml default)
+        with connect(db_path, config={"memory_limit": WarehouseSettings().memory_limit}) as conn:
             duck = {k: conn.execute(f"SELECT current_setting('{k}')").fetchone()[0] for k in ("threads", "memory_limit")}
             phases.append(measure(conn, tmp, "fresh connection", log))
             info["fingerprint"].append(sql_fingerprint())

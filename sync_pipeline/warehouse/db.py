@@ -60,12 +60,14 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextmanager
-def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection to the warehouse file with the schema in place (used outside Dagster: CLI, tests)."""
+def connect(path: Path | str, *, read_only: bool = False,
+            config: dict[str, str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the warehouse file with the schema in place (used outside Dagster: CLI, tests, benches).
+    `config`: DuckDB settings, such as the memory_limit runs use (defs/build.py)."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), read_only=read_only)
+    conn = duckdb.connect(str(path), read_only=read_only, config=config or {})
     try:
         if not read_only:
             ensure_schema(conn)
