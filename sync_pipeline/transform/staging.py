@@ -57,14 +57,19 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _remember_quarantine(conn: duckdb.DuckDBPyConnection) -> None:
+    """_previous_quarantine: when each quarantined record was first seen, kept across builds (people ask
+    "since when?")."""
+    conn.execute("""CREATE OR REPLACE TEMP TABLE _previous_quarantine AS
+                    SELECT source_instance, entity, record_key, reason, min(first_seen_at) AS first_seen_at
+                    FROM staging.quarantine GROUP BY ALL""")
+
+
 def rebuild_staging(conn: duckdb.DuckDBPyConnection, systems: list[SourceSystemRef], *, run_id: str) -> StagingStats:
     stats = StagingStats()
     conn.execute(read_sql("sync_pipeline.transform", "sql/staging_macros.sql"))
     with transaction(conn):
-        # Keep when a quarantined record was first seen across rebuilds: people ask "since when?".
-        conn.execute("""CREATE OR REPLACE TEMP TABLE _previous_quarantine AS
-                        SELECT source_instance, entity, record_key, reason, min(first_seen_at) AS first_seen_at
-                        FROM staging.quarantine GROUP BY ALL""")
+        _remember_quarantine(conn)
         for table in ("staging.accounts", "staging.invoices", "staging.quarantine"):
             conn.execute(f"DELETE FROM {table}")
         for s in systems:
@@ -228,9 +233,7 @@ def restage(conn: duckdb.DuckDBPyConnection, systems: list[SourceSystemRef], *, 
     """Map again only the records the journal names in (after, upto], and what they reach; one transaction."""
     conn.execute(read_sql("sync_pipeline.transform", "sql/staging_macros.sql"))
     with transaction(conn):
-        conn.execute("""CREATE OR REPLACE TEMP TABLE _previous_quarantine AS
-                        SELECT source_instance, entity, record_key, reason, min(first_seen_at) AS first_seen_at
-                        FROM staging.quarantine GROUP BY ALL""")
+        _remember_quarantine(conn)
         for s in systems:
             _restage_system(conn, s, run_id, after, upto)
 
