@@ -167,7 +167,14 @@ def _create(item: PlanItem, writer: TargetWriter, *, look_first: bool) -> Outcom
         if look_first or attempt:
             found = writer.find(item)
             if found is not None:
-                writer.update(found, item)  # bring it to the content we meant to create
+                try:
+                    writer.update(found, item)  # bring it to the content we meant to create
+                except Exception as exc:
+                    if not _is_record_problem(exc):
+                        raise
+                    # it exists: keep its id, so the next run updates it instead of creating it again
+                    log.warning("%s found as %s but not updated: %s", item.our_key, found, exc)
+                    return Outcome(item.our_key, "fail", found, None, str(exc))
                 return Outcome(item.our_key, "adopt", found, item.content_hash)
         try:
             return Outcome(item.our_key, "create", writer.create(item), item.content_hash)
