@@ -24,7 +24,7 @@ test: install validate          ## the whole test suite
 validate: install               ## the Dagster definitions load (`dg check defs`: exits 1 and says why when they do not)
 	@mkdir -p var
 	@$(BIN)/dg check defs > var/validate.log 2>&1 || (cat var/validate.log; exit 1)
-	@grep -ho "All definitions loaded successfully." var/validate.log
+	@grep -aho "All definitions loaded successfully." var/validate.log
 
 dev: install                    ## sandbox + Dagster UI on http://127.0.0.1:3000
 	@$(BIN)/sync-pipeline dev

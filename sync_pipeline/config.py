@@ -179,6 +179,9 @@ class SandboxSettings(_Strict):
     months: int = Field(18, ge=1)
     max_rps: float | None = None
     malformed_invoices: int = Field(3, ge=0)  # served among the good ones, to show the quarantine
+    # clients typed into Sugester itself, to show the two-way sync: the first has a Fakturownia client's tax
+    # number (paired, not duplicated), the rest are new to Fakturownia
+    sugester_clients: int = Field(3, ge=0)
     state_file: Path | None = Path("var/sandbox_state.json")
     # simulator name or "*" -> FaultPlan fields, e.g. {"*": {server_error: 0.1, seed: 3}}; default: no faults
     faults: dict[FaultTarget, FaultPlanSetting] = {}
@@ -296,6 +299,14 @@ class _SystemBase(_Strict):
     # CustomerSuccessBox documents a rate limit; 8 in flight is what common SaaS limits allow, and about
     # 6× faster than one at a time at 20 ms per round trip (bench/RESULTS.md).
     write_concurrency: int = Field(8, ge=1, le=32)
+    # How often a full key scan of a list runs (the nightly scan that shows records deleted at the source);
+    # a full read counts as one. 0 scans on every run.
+    key_scan_every: timedelta = timedelta(hours=24)
+
+    @field_validator("key_scan_every", mode="before")
+    @classmethod
+    def _scan_every(cls, value: Any) -> timedelta:
+        return parse_duration(value)
 
     def http_options(self) -> dict:
         return {"timeout": self.timeout_seconds, "retry": RetryPolicy(**self.retry.model_dump())}
@@ -425,6 +436,13 @@ _SYSTEM_TYPES = tuple(t for model in get_args(get_args(System)[0])
                       for t in get_args(model.model_fields["type"].annotation))
 
 
+class RecordSyncSettings(_Strict):
+    """How one entity syncs both ways (DESIGN §5a): a = the connection's source, b = its target."""
+
+    direction: Literal["a_to_b", "b_to_a", "both"] = "both"
+    winner: str | None = None  # the system (name or type) whose values are kept when both sides changed; default: source
+
+
 class ConnectionSettings(_Strict):
     name: str = ""
     source: str
@@ -437,6 +455,30 @@ class ConnectionSettings(_Strict):
     error_budget: int = Field(10, ge=0)  # failed records per run before the run fails
     # target custom field → metric written back on each client, e.g. {decimal1: overdue_amount}
     metric_fields: dict[str, str] = {}
+    clients: RecordSyncSettings = RecordSyncSettings()  # two-way client sync, where both systems have clients
+    update_deals: bool = True  # an invoice whose status or amount changes updates its deal (never re-created)
+    # the source's department (id or name) → the target's (id or name); set: clients sync their department too
+    departments: dict[str, str] = {}
+
+    @field_validator("departments", mode="before")
+    @classmethod
+    def _department_names(cls, mapping: Any) -> Any:
+        if not isinstance(mapping, Mapping):
+            return mapping
+        out = {}
+        for key, value in mapping.items():  # YAML reads ids as numbers: ids and names are compared as text
+            if not isinstance(key, (str, int)) or isinstance(key, bool) or not isinstance(value, (str, int)) \
+                    or isinstance(value, bool) or not str(key).strip() or not str(value).strip():
+                raise _At("a department id or name on each side, such as 7781: Sprzedaż", str(key))
+            out[str(key).strip()] = str(value).strip()
+        return out
+
+    def winner_side(self, systems: Mapping[str, Any]) -> str:
+        """'a' or 'b': the side whose values are kept when both changed."""
+        w = self.clients.winner
+        if w is None or w in (self.source, systems[self.source].type):
+            return "a"
+        return "b"
 
     @field_validator("metric_fields")
     @classmethod
@@ -508,6 +550,10 @@ class Settings(_Strict):
                 raise _At(f"system {conn.source!r} ({src.type}) cannot be a source", "connections", name, "source")
             if tgt.is_source:
                 raise _At(f"system {conn.target!r} ({tgt.type}) cannot be a target", "connections", name, "target")
+            winner = conn.clients.winner
+            if winner is not None and winner not in (conn.source, conn.target, src.type, tgt.type):
+                raise _At(f"not a system of this connection; one of: {conn.source}, {conn.target}",
+                          "connections", name, "clients", "winner")
             if conn.schedule is None:
                 from sync_pipeline.connectors.registry import connector_for  # the registry imports this module's users
 

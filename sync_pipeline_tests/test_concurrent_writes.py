@@ -16,18 +16,19 @@ pytestmark = pytest.mark.e2e
 
 
 class InFlight:
-    """Wraps the Sugester simulator's request handling: a deal create answers `seconds` late, as over a real
-    network (outside the simulator's lock), and the most creates in flight at once is counted."""
+    """Wraps a simulator's request handling: each request `matches` selects (by default a Sugester deal create)
+    answers `seconds` late, as over a real network (outside the simulator's lock), and the most in flight at
+    once is counted."""
 
-    def __init__(self, sandbox, seconds: float):
-        sim = sandbox.sugester
-        self.handle, self.seconds = sim.handle, seconds
+    def __init__(self, sandbox_or_sim, seconds: float, matches=lambda req: req.method == "POST" and "deals" in req.path):
+        sim = getattr(sandbox_or_sim, "sugester", sandbox_or_sim)
+        self.handle, self.seconds, self.matches = sim.handle, seconds, matches
         self.now = self.most = self.calls = 0
         self.lock = threading.Lock()
         sim.handle = self
 
     def __call__(self, req):
-        if not (req.method == "POST" and "deals" in req.path):
+        if not self.matches(req):
             return self.handle(req)
         with self.lock:
             self.now += 1

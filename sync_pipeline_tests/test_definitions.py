@@ -22,15 +22,16 @@ def test_repository_definitions_load_through_the_defs_folder(monkeypatch):
     d = defs()
     assert _keys(d) == [
         "fakturownia/clients", "fakturownia/invoice_changes", "fakturownia/invoice_history",
-        "fakturownia_to_sugester/clients", "fakturownia_to_sugester/deals",
+        "fakturownia_to_sugester/client_metrics", "fakturownia_to_sugester/clients", "fakturownia_to_sugester/deals",
+        "fakturownia_to_sugester/user_pairing",
         "metrics/account_metrics", "metrics/financial_health", "metrics/risk_alerts",
         "staging/accounts", "staging/invoices", "staging/quarantine", "staging/unmatched_accounts",
-        "zoho/clients", "zoho/creditnote_changes", "zoho/invoice_changes", "zoho/invoice_history",
+        "sugester/clients", "zoho/clients", "zoho/creditnote_changes", "zoho/invoice_changes", "zoho/invoice_history",
         "zoho_to_customersuccessbox/accounts", "zoho_to_customersuccessbox/invoices",
     ]
     jobs = sorted(j.name for j in d.resolve_all_job_defs() if not j.name.startswith("__"))
-    assert jobs == ["fakturownia_history_job", "fakturownia_to_sugester_job", "zoho_history_job",
-                    "zoho_to_customersuccessbox_job"]
+    assert jobs == ["fakturownia_history_job", "fakturownia_to_sugester_backfill_job", "fakturownia_to_sugester_job",
+                    "zoho_history_job", "zoho_to_customersuccessbox_backfill_job", "zoho_to_customersuccessbox_job"]
     schedules = {s.name: (s.cron_schedule, s.execution_timezone, s.job_name) for s in d.schedules}
     assert schedules == {
         "fakturownia_to_sugester_schedule": ("0 */3 * * *", "UTC", "fakturownia_to_sugester_job"),
@@ -62,9 +63,11 @@ def test_connection_job_selects_the_whole_flow_and_history_is_monthly(tmp_path):
     selected = sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys)
     assert selected == [
         "fakturownia/clients", "fakturownia/invoice_changes",
-        "fakturownia_to_sugester/clients", "fakturownia_to_sugester/deals",
+        "fakturownia_to_sugester/client_metrics", "fakturownia_to_sugester/clients", "fakturownia_to_sugester/deals",
+        "fakturownia_to_sugester/user_pairing",
         "metrics/account_metrics", "metrics/financial_health", "metrics/risk_alerts",
         "staging/accounts", "staging/invoices", "staging/quarantine", "staging/unmatched_accounts",
+        "sugester/clients",
     ]
     history = d.resolve_assets_def(dg.AssetKey(["fakturownia", "invoice_history"]))
     keys = history.partitions_def.get_partition_keys()

@@ -198,7 +198,8 @@ def test_dry_run_plans_without_writing(config_path, sandbox, instance):
     with warehouse(config_path) as conn:
         logged = dict(conn.execute("SELECT entity, count(*) FROM sync.log WHERE dry_run AND action = 'plan_create' GROUP BY 1").fetchall())
         (ledger,) = conn.execute("SELECT count(*) FROM sync.ledger").fetchone()
-    assert logged == {"clients": c["clients"]["created"], "deals": c["deals"]["created"]} and ledger == 0
+        (links,) = conn.execute("SELECT count(*) FROM sync.links").fetchone()
+    assert logged == {"clients": c["clients"]["created"], "deals": c["deals"]["created"]} and ledger == links == 0
 
 
 def test_rejected_record_is_logged_with_target_message_and_retried(config_path, sandbox, instance):
@@ -209,24 +210,28 @@ def test_rejected_record_is_logged_with_target_message_and_retried(config_path, 
     c = summary["connections"][CONN]
     assert c["clients"]["failed"] == 1 and c["deals"]["blocked"] > 0
     key = f"fakturownia:{victim}"
-    with warehouse(config_path) as conn:
-        state, attempts, error = conn.execute(
-            "SELECT state, attempts, last_error FROM sync.ledger WHERE entity = 'clients' AND our_key = ?", [key]).fetchone()
-    assert state == "failed" and attempts == 1 and "422" in error and "name" in error
+
+    def rejections():
+        with warehouse(config_path) as conn:
+            linked = conn.execute("SELECT count(*) FROM sync.links WHERE our_key = ?", [key]).fetchone()[0]
+            return linked, conn.execute("SELECT system, message FROM sync.log WHERE entity = 'clients' AND our_key = ? "
+                                        "AND action = 'fail' ORDER BY logged_at", [key]).fetchall()
+
+    linked, [(system, error)] = rejections()
+    assert linked == 0 and system == "sugester" and "422" in error and "name" in error  # not linked: created later
 
     runs, summary = run_sync(config_path, instance)  # retried next run
     assert summary["connections"][CONN]["clients"]["failed"] == 1
-    with warehouse(config_path) as conn:
-        (attempts,) = conn.execute("SELECT attempts FROM sync.ledger WHERE our_key = ?", [key]).fetchone()
-    assert attempts == 2
+    assert len(rejections()[1]) == 2
 
 
 def test_crash_between_intent_and_answer_adopts_instead_of_duplicating(config_path, sandbox, instance):
     run_sync(config_path, instance)
-    # Simulate a crash: the ledger says "intended" for a client that the target did create.
+    # Simulate a crash: the link says "create intended" for a client that the target did create.
     key = f"fakturownia:{min(sandbox.fakturownia.clients)}"
     with warehouse(config_path) as conn:
-        conn.execute("UPDATE sync.ledger SET state = 'intended', target_id = NULL WHERE entity = 'clients' AND our_key = ?", [key])
+        conn.execute("UPDATE sync.links SET state = 'intended', intent = 'create_b', b_id = NULL, b_hash = NULL "
+                     "WHERE entity = 'clients' AND our_key = ?", [key])
     n_clients = len(sandbox.sugester.clients)
     _, summary = run_sync(config_path, instance)
     assert summary["connections"][CONN]["clients"]["adopted"] == 1
@@ -254,6 +259,7 @@ def test_clients_carry_mapped_metric_fields_and_a_second_sync_writes_nothing(tmp
 
     sandbox.sugester.clear_requests()
     _, second = run_sync(config_path, instance)
+    assert second["connections"][CONN]["client_metrics"]["updated"] == 0
     assert second["connections"][CONN]["clients"]["updated"] == 0
     assert [r for r in sandbox.sugester.requests() if r.method in ("POST", "PUT")] == []
 
@@ -262,4 +268,4 @@ def test_clients_carry_mapped_metric_fields_and_a_second_sync_writes_nothing(tmp
                   if inv["status"] in ("issued", "sent") and not inv["cancelled"] and inv["payment_to"] < TODAY.isoformat())
     sandbox.fakturownia.pay_invoice(victim)
     _, third = run_sync(config_path, instance)
-    assert third["connections"][CONN]["clients"]["updated"] == 1
+    assert third["connections"][CONN]["client_metrics"]["updated"] == 1

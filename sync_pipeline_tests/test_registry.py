@@ -42,8 +42,10 @@ def test_every_type_the_configuration_accepts_has_a_connector():
         assert connector.source is not None or connector.targets, t
         if connector.source:  # its SQL files exist in its folder
             assert connector.sql(connector.source.clients_sql) and connector.sql(connector.source.invoices_sql)
-        for entity in connector.targets:
-            assert connector.sql(entity.payload_sql)
+        for entity in connector.targets:  # a two-way entity has no payload SQL: it syncs between sides
+            assert entity.two_way or connector.sql(entity.payload_sql)
+        for side in connector.sides:
+            assert connector.sql(side.mapping_sql), (t, side.entity)
 
 
 def test_an_unknown_type_is_named_with_the_known_ones():

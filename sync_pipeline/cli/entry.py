@@ -238,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"at most N accounts (default {DEFAULT_LIMIT}; 0 = all)")
     accounts.add_argument("--json", action="store_true", help="print one machine-readable object")
     accounts.set_defaults(func=_cmd_accounts)
+
+    from sync_pipeline.cli.users import add_users_parser
+
+    add_users_parser(sub, _config_arg)
+
+    from sync_pipeline.cli.backfill import add_backfill_parser
+
+    add_backfill_parser(sub, _config_arg)
     return parser
 
 

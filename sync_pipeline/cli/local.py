@@ -77,6 +77,7 @@ def sandbox_if_configured(config_path: Path) -> Iterator[object | None]:
         spec=DemoSpec(seed=sb.seed, clients=sb.clients, invoices_per_client=sb.invoices_per_client, months=sb.months),
         max_rps=sb.max_rps,
         malformed_invoices=sb.malformed_invoices,
+        sugester_clients=sb.sugester_clients,
         state_file=settings.resolve_path(sb.state_file) if sb.state_file else None,
         faults=sb.faults,
         **tokens,

@@ -92,3 +92,31 @@ def counts_line(entity: str, counts: dict[str, int], *, dry_run: bool = False) -
     rare = "".join(f", {k} {counts[k]}" for k in RARE_COUNTS if counts.get(k))
     return (f"  {entity:<8} {would}created {counts['created']}, {would}updated {counts['updated']}, "
             f"unchanged {counts['unchanged']}, failed {counts['failed']}{rare}")
+
+
+def two_way_counts(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """A two-way load's counts per side and per pair (load/twoway.py); {} for a one-way load."""
+    from sync_pipeline.load.twoway import PAIR_COUNTS
+
+    metadata = metadata or {}
+    if "per_side" not in metadata:
+        return {}
+    return {"per_side": metadata["per_side"], **{k: int(metadata.get(k) or 0) for k in PAIR_COUNTS},
+            **{k: metadata[k] for k in ("conflicts_examples", "deletions_examples", "departments_unmapped")
+               if k in metadata}}
+
+
+def two_way_line(entity: str, counts: dict[str, Any], *, dry_run: bool = False) -> str:
+    """`  clients  → sugester created 1, updated 2; → fakturownia created 1, updated 0; unchanged 18, …`"""
+    would = "would be " if dry_run else ""
+    sides = "; ".join(f"→ {system} {would}created {c['created']}, {would}updated {c['updated']}"
+                      + "".join(f", {k} {c[k]}" for k in ("adopted", "failed", "unknown") if c.get(k))
+                      for system, c in counts["per_side"].items())
+    pairs = ", ".join(f"{k.replace('_', ' ')} {counts[k]}" for k in
+                      ("unchanged", "linked", "conflicts", "deletions_flagged", "ambiguous", "divergent")
+                      if counts.get(k) or k in ("unchanged", "conflicts", "deletions_flagged"))
+    line = f"  {entity:<8} {sides}; {pairs}"
+    for system, departments in (counts.get("departments_unmapped") or {}).items():
+        line += (f"\n           departments of {system} not in `departments`: {', '.join(departments)} "
+                 "(their clients sync without one)")
+    return line

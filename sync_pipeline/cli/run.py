@@ -22,6 +22,8 @@ from sync_pipeline.cli.report import (
     counts_line,
     first_error,
     load_counts,
+    two_way_counts,
+    two_way_line,
     was_interrupted,
 )
 from sync_pipeline.cli.run_watch import RunWatch
@@ -123,7 +125,8 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
             "target": conn.target,
             "dry_run": any(m.get(f"{run.connection}/{e}", {}).get("dry_run", conn.dry_run) for e in entities),
             **{entity: {**load_counts(m.get(f"{run.connection}/{entity}")),
-                        "examples": m.get(f"{run.connection}/{entity}", {}).get("plan_examples") or {}}
+                        "examples": m.get(f"{run.connection}/{entity}", {}).get("plan_examples") or {},
+                        **two_way_counts(m.get(f"{run.connection}/{entity}"))}
                for entity in entities},
         }
         unmatched = m.get("staging/unmatched_accounts", {}).get("dagster/row_count")
@@ -153,7 +156,8 @@ def render_text(summary: dict[str, Any]) -> str:
             lines.append(f"  error: {c['error']}")
         for entity in [k for k, v in c.items() if isinstance(v, dict) and "created" in v]:
             e = c[entity]
-            lines.append(counts_line(entity, e, dry_run=c["dry_run"]))
+            lines.append(two_way_line(entity, e, dry_run=c["dry_run"]) if "per_side" in e
+                         else counts_line(entity, e, dry_run=c["dry_run"]))
             if c["dry_run"] or e.get("blocked"):
                 for action, keys in e.get("examples", {}).items():
                     lines.append(f"           e.g. {action}: {', '.join(keys)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from sync_pipeline.connectors._http import (
@@ -29,6 +29,11 @@ def check_account(account: str) -> str:
                          "not a host name or URL")
     return account
 
+
+
+def same_id(found: Any, wanted: Any) -> bool:
+    """Ids come back as numbers or strings depending on how they were written: compare as strings."""
+    return found is not None and str(found) == str(wanted)
 
 
 def record_id(value: Any) -> int:
@@ -80,6 +85,30 @@ class TokenParamApi(HttpApi):
                 field_errors=parse_field_errors(text),
             )
         return data
+
+    def _save(self, method: str, path: str, root: str, record: Mapping[str, Any]) -> dict:
+        """Create (POST) or update (PUT) one record sent as `{root: record}`; returns the record as saved.
+        POST keeps the HTTP layer's default (not retried on 5xx/timeouts: a repeat could create a second
+        record); PUT is."""
+        data = self._write(method, path, {root: dict(record)})
+        if isinstance(data, dict) and set(data) == {root} and isinstance(data[root], dict):
+            data = data[root]  # tolerate a Rails-style {"client": {...}} wrapper
+        if not isinstance(data, dict):
+            endpoint = self.endpoint_label(method, path)
+            text = self.redact(json.dumps(data, ensure_ascii=False, default=str))
+            raise BadResponseError(f"{self.system}: {endpoint} expected the saved object; got {text[:120]}",
+                                   system=self.system, endpoint=endpoint, body_excerpt=text[:300])
+        return data
+
+    def _find_in_list(self, path: str, params: Mapping[str, Any], matches: Callable[[dict], bool]) -> dict | None:
+        """The first record of a filtered list that `matches`. Filters that are undocumented may be ignored by
+        the server, so every page is checked exactly: stopping at page 1 would miss the record and the caller
+        would create a duplicate."""
+        for page in self._iter_array_pages(path, params):
+            for record in page:
+                if isinstance(record, dict) and matches(record):
+                    return record
+        return None
 
     def _iter_array_pages(self, path: str, params: Mapping[str, Any]) -> Iterator[list[dict]]:
         # Bare arrays with no total and no next link: the shared loop confirms where the listing ends.

@@ -30,6 +30,9 @@ class Stream:
     read_changed: str           # client method yielding pages changed since a time: (updated_since=) -> pages
     keys: RawKeys = RawKeys()
     staged_as: str = "invoices"  # canonical entity it feeds: clients or invoices (credit notes are invoices)
+    # client method yielding every record's id (and what else it returns) with no filter: the full key scan
+    # that shows which records were deleted at the source (run when due, see `key_scan_every`)
+    scan: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,25 @@ class TargetEntity:
     after: str | None                                       # entity loaded first (its ledger rows may be read by payload_sql)
     description: str
     render: Callable[[str, ConnectionSettings], str] | None = None  # fills placeholders of payload_sql
+    # synced both ways by the two-way engine (load/twoway.py) between the sides of source and target
+    # (RecordSide), instead of being planned from payload_sql against the ledger
+    two_way: bool = False
+    updates_setting: str | None = None  # a connection setting that, when false, leaves records as created (update_deals)
+    # the source's raw entity each record mirrors, keyed `<source>:<id>` (deals mirror invoices): a source record
+    # deleted at the source (gone from its key scan) is flagged in sync.deletions, its copy left as it is
+    mirrors: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordSide:
+    """What a system offers to a two-way entity (DESIGN §5a, load/twoway.py): its records in raw, mapped by
+    `mapping_sql` to the canonical columns (the `_clients` shape of staging), and a writer when it can be
+    written. A system that is not a source reads its side through `stream` (landed, never staged)."""
+
+    entity: str                                             # clients
+    mapping_sql: str                                        # file in the connector's folder producing _clients
+    writer: Callable[[Any], Any] | None = None              # api client -> SideWriter; None: read only
+    stream: Stream | None = None                            # for a system that is not a source
 
 
 @dataclass(frozen=True)
@@ -73,8 +95,10 @@ class Connector:
     sandbox_credentials: Callable[[Any], Mapping[str, str]]  # system settings -> Sandbox(**credentials)
     source: Source | None = None
     targets: tuple[TargetEntity, ...] = ()
+    sides: tuple[RecordSide, ...] = ()                      # entities it can sync both ways
     default_schedule: str = "every_3_hours"                 # of a connection into this target
     open_session: Callable[[Any], Any] | None = None        # system settings -> a session its clients share
+    users_reader: str | None = None                         # client method yielding pages of users (user pairing)
     label: str = field(default="", compare=False)           # how people call it ("Sugester")
 
     def sql(self, name: str) -> str:
@@ -134,6 +158,11 @@ def target_entities(system_type: str) -> tuple[TargetEntity, ...]:
     if not targets:
         raise UnknownSystemType(f"system type {system_type!r} cannot be a target")
     return targets
+
+
+def side_of(system_type: str, entity: str) -> RecordSide | None:
+    """The system's side of a two-way entity, or None when it has none."""
+    return next((s for s in connector_for(system_type).sides if s.entity == entity), None)
 
 
 def build_client(system: Any) -> HttpApi:

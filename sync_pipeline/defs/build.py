@@ -7,14 +7,16 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sync_pipeline.config import Settings, load_settings
+from sync_pipeline.defs.backfill import build_backfill_job
 from sync_pipeline.defs.checks import build_metrics_checks, build_staging_checks
-from sync_pipeline.defs.extract import build_extract_assets
+from sync_pipeline.defs.extract import build_extract_assets, build_side_assets, side_keys
 from sync_pipeline.defs.load import build_load_assets, load_keys
 from sync_pipeline.defs.metrics import build_metrics_assets
 from sync_pipeline.defs.resources import RunOptions, SyncSettings
 from sync_pipeline.defs.schedules import build_connection_job, build_history_job, build_schedule
 from sync_pipeline.defs.sensors import close_dead_runs_sensor
 from sync_pipeline.defs.staging import build_staging_assets
+from sync_pipeline.defs.user_pairing import build_user_pairing_assets, user_pairing_keys
 
 
 def _source_defs(settings: Settings, name: str) -> dg.Definitions:
@@ -26,9 +28,16 @@ def _source_defs(settings: Settings, name: str) -> dg.Definitions:
 def _connection_defs(settings: Settings, name: str) -> dg.Definitions:
     conn = settings.connections[name]
     target_type = settings.systems[conn.target].type
-    job = build_connection_job(conn, settings.systems[conn.source], load_keys(conn, target_type))
+    source_type = settings.systems[conn.source].type
+    # the user pairing report rides along with every sync of the connection
+    loads = load_keys(conn, target_type)
+    pairing = user_pairing_keys(conn, source_type, target_type)
+    sides = side_keys(settings.systems[conn.target])  # the target's side of two-way entities (its clients)
+    job = build_connection_job(conn, settings.systems[conn.source], [*sides, *loads, *pairing])
     schedule = build_schedule(conn, job)
-    return dg.Definitions(assets=build_load_assets(conn, target_type), jobs=[job],
+    assets = [*build_load_assets(conn, settings), *build_user_pairing_assets(conn, source_type, target_type, loads)]
+    backfill = build_backfill_job(conn, settings.systems[conn.source], job.selection, loads)  # sync-pipeline backfill
+    return dg.Definitions(assets=assets, jobs=[job, backfill],
                           schedules=[schedule] if schedule else [])
 
 
@@ -54,4 +63,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         shared,
         *[_source_defs(settings, n) for n in settings.source_systems],
         *[_connection_defs(settings, n) for n in settings.connections],
+        # each target's two-way sides (Sugester's clients), once per system
+        *[dg.Definitions(assets=build_side_assets(settings.systems[t]))
+          for t in sorted({c.target for c in settings.connections.values()})],
     )

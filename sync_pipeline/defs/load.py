@@ -5,19 +5,21 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from sync_pipeline.config import ConnectionSettings
+from sync_pipeline.config import ConnectionSettings, Settings
 from sync_pipeline.connectors.registry import TargetEntity, connector_for, target_entities
 from sync_pipeline.defs.metrics import BUILDS as METRICS_BUILDS, FINANCIAL_HEALTH, RISK_ALERTS
 from sync_pipeline.defs.resources import RunOptions, SyncSettings, warehouse
 from sync_pipeline.defs.staging import ACCOUNTS, BUILD as STAGING_BUILD, INVOICES
+from sync_pipeline.defs.twoway import build_twoway_asset
 from sync_pipeline.load.apply import ApplyResult, apply_plan
+from sync_pipeline.load.deletions import flag_source_deletions
 from sync_pipeline.load.plan import Plan, compute_plan, inputs_fingerprint
 from sync_pipeline.warehouse.builds import forget_build, is_current, last_build, record_build
 
 
 def _plan_markdown(plan: Plan) -> str:
     lines = ["| action | count | examples |", "|---|---|---|"]
-    for action in ("create", "recover", "update", "unchanged", "blocked"):
+    for action in ("create", "recover", "update", "unchanged", "blocked", "deleted"):
         n = plan.counts.get(action, 0)
         if n:
             lines.append(f"| {action} | {n} | {', '.join(plan.examples(action)) or '-'} |")
@@ -105,27 +107,37 @@ def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEnti
         params = {"source": current.source, "connection": name, "dry_run": dry_run,
                   "deal_kinds": list(current.deal_kinds), "reporting": settings.metrics.reporting_currency}
         sql = connector.payload_sql(spec, current)
+        updates = getattr(current, spec.updates_setting) if spec.updates_setting else True
         result = ApplyResult()
         plan = None
         reused = False
+        deletions = None
         try:
             api = sync_settings.client(current.target)
             with warehouse(duckdb) as conn:
                 used = {k: v for k, v in params.items() if f"${k}" in sql}
-                cache = _PlanCache(conn, connection=name, entity=entity, desired_sql=sql, params=used,
-                                   upstream=upstream, ledger_entities=[entity, *([spec.after] if spec.after else [])])
+                if spec.mirrors and not dry_run:
+                    deletions = flag_source_deletions(conn, connection=name, entity=entity, source=current.source,
+                                                      source_entity=spec.mirrors, run_id=context.run.run_id)
+                    if deletions[0]:
+                        context.log.warning(f"{name}/{entity}: {deletions[0]} records deleted in {current.source} "
+                                            f"have a copy in {current.target}; left as they are (flagged in "
+                                            "sync.deletions)")
+                cache = _PlanCache(conn, connection=name, entity=entity, desired_sql=sql,
+                                   params={**used, "updates": updates}, upstream=upstream,
+                                   ledger_entities=[entity, *([spec.after] if spec.after else [])])
                 plan = cache.reusable(dry_run=dry_run)
                 reused = plan is not None
                 if plan is None:
                     cache.forget()
                     plan = compute_plan(conn, connection=name, entity=entity, desired_sql=sql, params=used,
-                                        keep_payloads=not dry_run)
+                                        keep_payloads=not dry_run, updates=updates)
                 context.log.info(f"{name}/{entity} plan: {dict(plan.counts)}" + (" (dry run)" if dry_run else "")
                                  + (" (inputs unchanged since the last run: its plan holds)" if reused else ""))
                 apply_plan(conn, plan, spec.writer(api), run_id=context.run.run_id, dry_run=dry_run,
                            error_budget=current.error_budget,
                            concurrency=settings.systems[current.target].write_concurrency,
-                           progress=context.log.info, result=result)
+                           progress=context.log.info, result=result, target_system=current.target)
                 cache.record(plan, result, dry_run=dry_run, run_id=context.run.run_id)
         except Exception as exc:
             # What was written before the failure is in the target and the ledger: say so, do not report 0.
@@ -133,7 +145,10 @@ def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEnti
                              metadata=_metadata(result, plan, dry_run, reused) if plan else None) from exc
         for key, message in result.errors[:5]:
             context.log.warning(f"{name}/{entity} {key} not written to {current.target}: {message}")
-        return dg.MaterializeResult(metadata=_metadata(result, plan, dry_run, reused))
+        meta = _metadata(result, plan, dry_run, reused)
+        if deletions is not None:
+            meta.update(deleted_in_source_new=deletions[0], deleted_in_source=deletions[1])
+        return dg.MaterializeResult(metadata=meta)
 
     return _asset
 
@@ -142,9 +157,13 @@ def load_keys(conn_cfg: ConnectionSettings, target_type: str) -> list[dg.AssetKe
     return [dg.AssetKey([conn_cfg.name, e.name]) for e in target_entities(target_type)]
 
 
-def build_load_assets(conn_cfg: ConnectionSettings, target_type: str) -> list[dg.AssetsDefinition]:
+def build_load_assets(conn_cfg: ConnectionSettings, settings: Settings) -> list[dg.AssetsDefinition]:
+    target_type = settings.systems[conn_cfg.target].type
     assets = []
     for spec in target_entities(target_type):
+        if spec.two_way:
+            assets.append(build_twoway_asset(conn_cfg, settings, spec))
+            continue
         deps = [ACCOUNTS, FINANCIAL_HEALTH, RISK_ALERTS] if spec.needs_metrics else [INVOICES]
         if spec.after:
             deps.append(dg.AssetKey([conn_cfg.name, spec.after]))

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import duckdb
 
 from sync_pipeline.connectors._http import (ApiConnectionError, ApiStatusError, ApiTimeoutError, AuthError,
-                                            BadResponseError, RateLimitError, ServerError)
+                                            BadResponseError, NotFoundError, RateLimitError, ServerError)
 from sync_pipeline.load.ledger import Ledger, Outcome
 from sync_pipeline.load.plan import Plan, PlanItem
 
@@ -31,7 +31,7 @@ _CHUNK = 100
 # on these, since a repeat could duplicate the record).
 _UNKNOWN = (ServerError, ApiTimeoutError, ApiConnectionError, BadResponseError)
 CREATE_ATTEMPTS = 3  # creates per record and run, each after a lookup that found nothing
-COUNTS = ("created", "updated", "adopted", "unchanged", "failed", "unknown", "blocked")
+COUNTS = ("created", "updated", "adopted", "unchanged", "failed", "unknown", "blocked", "deleted_in_target")
 
 
 class TargetWriter(Protocol):
@@ -61,17 +61,18 @@ def _is_record_problem(exc: Exception) -> bool:
 
 def apply_plan(conn: duckdb.DuckDBPyConnection, plan: Plan, writer: TargetWriter, *, run_id: str, dry_run: bool,
                error_budget: int, concurrency: int = 1, progress: Callable[[str], None] = log.info,
-               result: ApplyResult | None = None) -> ApplyResult:
+               result: ApplyResult | None = None, target_system: str | None = None) -> ApplyResult:
     """Apply `plan`; `result` (when given) holds what was done even if a systemic error stops it.
 
     Records go out a chunk at a time: the chunk's creates are marked intended, then its records are sent,
     `concurrency` requests in flight at once, and every answer is recorded before the next chunk starts.
     A crash can therefore leave at most one chunk's creates unanswered, each marked intended and looked up
     by our key on the next run."""
-    ledger = Ledger(conn, connection=plan.connection, entity=plan.entity, run_id=run_id)
+    ledger = Ledger(conn, connection=plan.connection, entity=plan.entity, run_id=run_id, system=target_system)
     result = result if result is not None else ApplyResult()
     result.counts["unchanged"] = plan.counts.get("unchanged", 0)
     result.counts["blocked"] = plan.counts.get("blocked", 0)
+    result.counts["deleted_in_target"] = plan.counts.get("deleted", 0)
 
     if dry_run:
         if plan.actionable:
@@ -88,7 +89,7 @@ def apply_plan(conn: duckdb.DuckDBPyConnection, plan: Plan, writer: TargetWriter
             ledger.mark_intended(i.our_key for i in chunk if i.action in ("create", "recover"))
             outcomes: list[Outcome] = []
             try:
-                _send(chunk, writer, pool, outcomes)
+                send_chunk(chunk, writer, pool, outcomes)
             finally:  # keep what the target already answered, even when a systemic error stops the run
                 ledger.record(outcomes)
                 _count(result, outcomes)
@@ -106,7 +107,7 @@ def apply_plan(conn: duckdb.DuckDBPyConnection, plan: Plan, writer: TargetWriter
     return result
 
 
-def _send(chunk: list[PlanItem], writer: TargetWriter, pool: ThreadPoolExecutor | None,
+def send_chunk(chunk: list[PlanItem], writer: TargetWriter, pool: ThreadPoolExecutor | None,
           outcomes: list[Outcome]) -> None:
     """Send a chunk, appending each answer to `outcomes` as it comes. The first systemic error stops what has
     not started; what is in flight is waited for and its answer kept; then the error is raised."""
@@ -137,7 +138,8 @@ def _send(chunk: list[PlanItem], writer: TargetWriter, pool: ThreadPoolExecutor 
         raise error
 
 
-_COUNTED = {"create": "created", "update": "updated", "adopt": "adopted", "fail": "failed", "unknown": "unknown"}
+_COUNTED = {"create": "created", "update": "updated", "adopt": "adopted", "fail": "failed", "unknown": "unknown",
+            "gone": "deleted_in_target"}
 
 
 def _count(result: ApplyResult, outcomes: list[Outcome]) -> None:
@@ -156,6 +158,10 @@ def _apply_one(item: PlanItem, writer: TargetWriter) -> Outcome:
     except Exception as exc:
         if not _is_record_problem(exc):
             raise
+        if isinstance(exc, NotFoundError) and item.action == "update":
+            # deleted in the target by someone: flagged, never re-created (deletes are not propagated either way)
+            log.warning("%s: %s is gone from the target; it will not be written again", item.our_key, item.target_id)
+            return Outcome(item.our_key, "gone", item.target_id, None, str(exc))
         log.warning("%s rejected: %s", item.our_key, exc)
         return Outcome(item.our_key, "fail", item.target_id, None, str(exc))
 

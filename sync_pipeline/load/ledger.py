@@ -18,15 +18,17 @@ from sync_pipeline.warehouse.db import transaction
 @dataclass(frozen=True)
 class Outcome:
     our_key: str
-    action: str                # create | update | adopt | fail | unknown | plan_create | plan_update | plan_recover
+    action: str                # create | update | adopt | fail | unknown | gone | plan_create | plan_update | plan_recover
     target_id: str | None = None
     content_hash: str | None = None
     message: str | None = None
 
 
 class Ledger:
-    def __init__(self, conn: duckdb.DuckDBPyConnection, *, connection: str, entity: str, run_id: str):
+    def __init__(self, conn: duckdb.DuckDBPyConnection, *, connection: str, entity: str, run_id: str,
+                 system: str | None = None):
         self.conn, self.connection, self.entity, self.run_id = conn, connection, entity, run_id
+        self.system = system  # the target: where a record found deleted was deleted (sync.deletions)
 
     def _scope(self) -> dict:
         return {"connection": self.connection, "entity": self.entity, "run_id": self.run_id}
@@ -95,6 +97,20 @@ class Ledger:
                     {**self._scope(), "keys": [o.our_key for o in ok], "targets": [o.target_id for o in ok],
                      "hashes": [o.content_hash for o in ok]},
                 )
+            gone = [o for o in outcomes if o.action == "gone"]
+            if gone:  # deleted in the target by someone: never written again, flagged once
+                self.conn.execute(
+                    """UPDATE sync.ledger SET state = 'gone', last_error = m.message, updated_at = now(), run_id = $run_id
+                       FROM (SELECT unnest($keys::VARCHAR[]) AS our_key, unnest($messages::VARCHAR[]) AS message) m
+                       WHERE connection = $connection AND entity = $entity AND sync.ledger.our_key = m.our_key""",
+                    {**self._scope(), "keys": [o.our_key for o in gone], "messages": [o.message for o in gone]})
+                self.conn.execute(
+                    """INSERT INTO sync.deletions (connection, entity, system, record_id, other_id, detected_at, run_id)
+                       SELECT $connection, $entity, $system, unnest($targets::VARCHAR[]), unnest($keys::VARCHAR[]),
+                              now(), $run_id
+                       ON CONFLICT DO NOTHING""",
+                    {**self._scope(), "system": self.system or "target", "keys": [o.our_key for o in gone],
+                     "targets": [o.target_id for o in gone]})
             failed = [o for o in outcomes if o.action == "fail"]
             if failed:
                 self.conn.execute(

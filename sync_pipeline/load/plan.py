@@ -23,7 +23,7 @@ import duckdb
 from sync_pipeline.warehouse.builds import fingerprint
 
 TABLE = "_plan"
-ACTIONABLE = ("create", "recover", "update")  # what a run sends (blocked and unchanged are only counted)
+ACTIONABLE = ("create", "recover", "update")  # what a run sends (blocked, unchanged and deleted are only counted)
 
 # A change is a change only if the content hash differs from the ledger's: our own writes never bounce.
 _PLAN_SQL = """
@@ -31,11 +31,13 @@ WITH desired AS ({desired}),
 hashed AS (SELECT our_key, payload, md5(payload) AS content_hash, blocked FROM desired),
 planned AS (
     SELECT d.our_key, d.payload, d.content_hash, d.blocked, l.target_id,
-           CASE WHEN d.blocked IS NOT NULL THEN 'blocked'
+           CASE WHEN l.state = 'gone' THEN 'deleted'                 -- deleted in the target: never sent again
+                WHEN d.blocked IS NOT NULL THEN 'blocked'
                 WHEN l.our_key IS NULL THEN 'create'
                 WHEN l.state = 'intended' THEN 'recover'          -- crashed between intent and answer
                 WHEN l.target_id IS NULL THEN 'create'            -- an earlier create was rejected
-                WHEN l.state = 'failed' OR l.content_hash IS DISTINCT FROM d.content_hash THEN 'update'
+                WHEN l.state = 'failed' THEN 'update'
+                WHEN l.content_hash IS DISTINCT FROM d.content_hash THEN CASE WHEN $updates THEN 'update' ELSE 'unchanged' END
                 ELSE 'unchanged' END AS action
     FROM hashed d
     LEFT JOIN sync.ledger l ON l.connection = $connection AND l.entity = $entity AND l.our_key = d.our_key
@@ -78,12 +80,13 @@ class Plan:
         return {"counts": dict(self.counts), "first_keys": self.first_keys}
 
     def settled(self) -> Plan:
-        """The plan once every record to send was sent and answered: all unchanged (blocked stay blocked)."""
+        """The plan once every record to send was sent and answered: all unchanged (blocked and deleted stay)."""
         counts = Counter({"unchanged": self.counts.get("unchanged", 0) + self.actionable})
-        if self.counts.get("blocked"):
-            counts["blocked"] = self.counts["blocked"]
+        for kept in ("blocked", "deleted"):  # neither is sent: they stand as they were
+            if self.counts.get(kept):
+                counts[kept] = self.counts[kept]
         return Plan(self.connection, self.entity, counts,
-                    {a: k for a, k in self.first_keys.items() if a == "blocked"})
+                    {a: k for a, k in self.first_keys.items() if a in ("blocked", "deleted")})
 
     @property
     def actionable(self) -> int:
@@ -111,18 +114,24 @@ def inputs_fingerprint(conn: duckdb.DuckDBPyConnection, *, connection: str, enti
         """SELECT count(*), sum(hash(entity, our_key, target_id, content_hash, state, updated_at)::HUGEINT)
            FROM sync.ledger WHERE connection = ? AND entity IN (SELECT unnest(?))""",
         [connection, ledger_entities]).fetchone()
+    links = conn.execute(  # entities synced both ways keep their pairs in sync.links (a deal points at a link)
+        """SELECT count(*), sum(hash(entity, our_key, a_id, b_id, a_hash, b_hash, state)::HUGEINT)
+           FROM sync.links WHERE connection = ? AND entity IN (SELECT unnest(?))""",
+        [connection, ledger_entities]).fetchone()
     return fingerprint("plan", connection, entity, desired_sql, sorted((k, repr(v)) for k, v in params.items()),
-                       upstream, sorted(ledger_entities), ledger[0], str(ledger[1]))
+                       upstream, sorted(ledger_entities), ledger[0], str(ledger[1]), links[0], str(links[1]))
 
 
 def compute_plan(conn: duckdb.DuckDBPyConnection, *, connection: str, entity: str, desired_sql: str,
-                 params: dict[str, Any], keep_payloads: bool = True) -> Plan:
+                 params: dict[str, Any], keep_payloads: bool = True, updates: bool = True) -> Plan:
     """`desired_sql` selects (our_key, payload VARCHAR JSON, blocked VARCHAR|NULL), one row per key. The plan
     is left in the temp table `_plan` of `conn` for `Plan.chunks` and the ledger's `log_plan`; without
-    `keep_payloads` (a dry run) it holds no payloads and cannot be sent."""
+    `keep_payloads` (a dry run) it holds no payloads and cannot be sent. Without `updates`, a record already in
+    the target is left as it is when its content changes (it is still created once)."""
     sql = _PLAN_SQL.format(desired=desired_sql)
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {TABLE} AS {sql}",
-                 {**params, "connection": connection, "entity": entity, "keep_payloads": keep_payloads})
+                 {**params, "connection": connection, "entity": entity, "keep_payloads": keep_payloads,
+                  "updates": updates})
     plan = Plan(connection, entity)
     plan.counts.update(dict(conn.execute(f"SELECT action, count(*) FROM {TABLE} GROUP BY action").fetchall()))
     for action, key in conn.execute(

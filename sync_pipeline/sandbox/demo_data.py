@@ -268,6 +268,12 @@ def _products(cal: _Calendar) -> list[dict]:
     return out
 
 
+# The seller's departments (companies, VENDOR_APIS §1.7): invoices are issued by the first; a quarter of the
+# client cards belong to the second. Not drawn from the random stream, so the rest of the demo stays as it was.
+DEPARTMENTS = ({"id": 7781, "name": "Acme Software Sp. z o.o.", "shortcut": "Acme"},
+               {"id": 7782, "name": "Oddział Kraków", "shortcut": "Kraków"})
+
+
 def _clients(spec: DemoSpec, rng: random.Random, cal: _Calendar):
     n = spec.clients
     cur_cum, cur_names = _table(spec.currencies)
@@ -319,6 +325,7 @@ def _clients(spec: DemoSpec, rng: random.Random, cal: _Calendar):
             "external_id": f"crm-{i + 1:06d}" if rng.random() < 0.9 else None,
             "company": True, "kind": "buyer", "created_at": created_at, "updated_at": updated_at,
             "token": tokens[i], "balance": "0.0", "deleted": False,
+            "department_id": DEPARTMENTS[1]["id"] if i % 4 == 3 else DEPARTMENTS[0]["id"],  # the seller's company
         })
         client_days.append(day)
         currencies.append(currency)
@@ -498,3 +505,19 @@ def _invoices(spec, rng, cal, clients, client_days, client_currency, products):
         inv["positions"] = positions
         append(inv)
     return invoices
+
+
+def sugester_demo_clients(fakturownia_clients: list[dict], count: int) -> list[dict]:
+    """Clients someone typed into Sugester before the sync ran: the first carries the tax number of the first
+    Fakturownia client (the sync pairs them instead of duplicating), the others are Sugester's own."""
+    out = []
+    for n in range(count):
+        if n == 0 and fakturownia_clients:
+            twin = fakturownia_clients[0]
+            out.append({"name": twin["name"], "tax_no": twin["tax_no"], "city": twin["city"],
+                        "email": twin["email"], "phone": twin["phone"]})
+        else:
+            out.append({"name": f"{_TRADES[n % len(_TRADES)]} {_SURNAMES[(3 * n) % len(_SURNAMES)]} (Sugester)",
+                        "email": f"kontakt{n}@sugester-demo.example", "phone": f"+48 500 600 {700 + n}",
+                        "city": _PL_CITIES[n % len(_PL_CITIES)][0], "department_id": 301})
+    return out

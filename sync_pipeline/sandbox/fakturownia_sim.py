@@ -11,7 +11,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ._http_sim import HttpError, Request, Response, Simulator, html_response, json_response, page_args, paginate
-from .demo_data import NUMBER_PREFIX, FakturowniaData, decimal_str, invoice_template, paused_gc, rails_time, token_for
+from .demo_data import DEPARTMENTS, NUMBER_PREFIX, FakturowniaData, decimal_str, invoice_template, paused_gc, rails_time, token_for
+from .demo_users import fakturownia_users
 from .verbatim import verbatim_response
 
 BLANK = "- nie może być puste"
@@ -56,6 +57,7 @@ class FakturowniaSim(Simulator):
         self.clients: dict[int, dict] = {c["id"]: c for c in data.clients}
         self.invoices: dict[int, dict] = {i["id"]: i for i in data.invoices}
         self.products: dict[int, dict] = {p["id"]: p for p in data.products}
+        self.users: dict[int, dict] = {u["id"]: u for u in fakturownia_users()}  # inferred endpoint [I]
         self.injected: list[dict] = []
         self.injected_clients: list[Any] = []
         self._list_answers: dict[str, list[Response]] = {"clients": [], "invoices": []}
@@ -112,7 +114,8 @@ class FakturowniaSim(Simulator):
         with self.lock:
             return {**super().snapshot(), "today": self.today.isoformat(), "account_prefix": self.account_prefix,
                     "clients": list(self.clients.values()), "invoices": list(self.invoices.values()),
-                    "products": list(self.products.values()), "injected": self.injected,
+                    "products": list(self.products.values()), "users": list(self.users.values()),
+                    "injected": self.injected,
                     "injected_clients": self.injected_clients, "next_ids": self._next}
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -123,6 +126,8 @@ class FakturowniaSim(Simulator):
             self.clients = {c["id"]: c for c in state["clients"]}
             self.invoices = {i["id"]: i for i in state["invoices"]}
             self.products = {p["id"]: p for p in state["products"]}
+            # a state saved before users existed starts with the demo users
+            self.users = {u["id"]: u for u in state.get("users", fakturownia_users())}
             self.injected = list(state.get("injected", []))
             self.injected_clients = list(state.get("injected_clients", []))
             self._reset_indexes()
@@ -186,7 +191,27 @@ class FakturowniaSim(Simulator):
         r("GET", r"/products\.json", self._list_products)
         r("GET", r"/products/(\d+)\.json", self._get_product)
         r("GET", r"/account\.json", self._account)
+        r("GET", r"/users\.json", self._list_users)
+        r("GET", r"/departments\.json", self._list_departments)
         r("GET", r"/invoice/(?:payment/)?([A-Za-z0-9]+)", self._preview, auth=False)
+
+    # -- what people do in Fakturownia's own UI (tests and demos) ---------------------------------
+    def user_add_client(self, **fields: Any) -> dict:
+        with self.lock:
+            return self._store_client(fields)
+
+    def user_edit_client(self, client_id: int, **fields: Any) -> dict:
+        with self.lock:
+            client = self.clients[client_id]
+            client.update(fields)
+            _normalize_client(client)
+            self._touch(client)
+            return client
+
+    def user_delete(self, kind: str, record_id: int) -> None:
+        with self.lock:
+            del (self.clients if kind == "client" else self.invoices)[record_id]
+            self._version += 1
 
     # -- invoices: read -------------------------------------------------------------------------
     def _list_invoices(self, req: Request) -> list[dict] | Response:
@@ -198,6 +223,9 @@ class FakturowniaSim(Simulator):
         start = (page - 1) * per_page
         out = [self._present(self.invoices[i], positions=with_positions, listed=True)
                for i in ids[start : start + per_page]]
+        if sparse := req.arg("fields[invoice]"):  # a sparse fieldset [V]: only the named fields
+            wanted = sparse.split(",")
+            out = [{k: inv.get(k) for k in wanted} for inv in out]
         if len(out) < per_page:  # injected raw records follow the normal ones, unfiltered
             skip = max(0, start - len(ids))
             out.extend(self.injected[skip : skip + per_page - len(out)])
@@ -542,6 +570,15 @@ class FakturowniaSim(Simulator):
         return {"prefix": self.account_prefix, "url": self._base(), "name": self._seller_name(),
                 "login": self.account_prefix, "email": f"admin@{self.account_prefix}.example"}
 
+    def _list_departments(self, req: Request) -> list[dict]:
+        page, per_page = page_args(req)
+        return paginate([dict(d) for d in DEPARTMENTS], page, per_page)
+
+    def _list_users(self, req: Request) -> list[dict]:
+        # Not in VENDOR_APIS (inferred [I]): a bare array in id order, paged like every list.
+        page, per_page = page_args(req)
+        return paginate([self.users[i] for i in sorted(self.users)], page, per_page)
+
 
 # -- pure helpers ---------------------------------------------------------------------------------
 
@@ -626,6 +663,10 @@ def _plain(value: Decimal, *, one_decimal: bool = False) -> str:
 
 
 def _normalize_client(client: dict) -> None:
+    if isinstance(client.get("phone"), str):  # Polish numbers are shown grouped: +48 600 100 200 [I]
+        digits = re.sub(r"[\s().-]", "", client["phone"])
+        m = re.fullmatch(r"(?:\+?48)?(\d{3})(\d{3})(\d{3})", digits)
+        client["phone"] = f"+48 {m[1]} {m[2]} {m[3]}" if m else client["phone"].strip()
     if "company" in client and not isinstance(client["company"], bool):
         client["company"] = str(client["company"]).lower() in _TRUE
     if client.get("external_id") is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ._http_sim import HttpError, HttpHost, Request, Simulator
 from .csb_sim import CsbSim
-from .demo_data import DemoSpec, generate_fakturownia
+from .demo_data import DemoSpec, generate_fakturownia, sugester_demo_clients
 from .fakturownia_sim import FakturowniaSim
 from .faults import FAULT_KINDS, FaultPlan, parse_fault_specs, plans_from_mapping
 from .options import add_sandbox_arguments
@@ -82,7 +82,7 @@ class Sandbox:
                  malformed_invoices: int = 0, zoho_client_id: str = "sandbox-zoho-client",
                  zoho_client_secret: str = "sandbox-zoho-secret", zoho_refresh_token: str = "sandbox-zoho-refresh",
                  zoho_organization_id: str = "20240001", csb_api_key: str = "sandbox-csb-key",
-                 zoho_spec: ZohoDemoSpec | None = None,
+                 zoho_spec: ZohoDemoSpec | None = None, sugester_clients: int = 0,
                  faults: Mapping[str, FaultPlan | Mapping[str, Any]] | None = None):
         self.spec = spec or DemoSpec()
         self.zoho_spec = zoho_spec or ZohoDemoSpec(today=self.spec.today)  # one "today" for every vendor
@@ -109,6 +109,8 @@ class Sandbox:
         if data is not None:
             for raw in malformed_fakturownia_invoices(data.invoices, malformed_invoices):
                 self.fakturownia.inject_invoice(raw)
+            for client in sugester_demo_clients(data.clients, sugester_clients):
+                self.sugester.user_add_client(**client)
         # With a state file, come back on the port of last time when it is free: the invoices'
         # view_url links embed it, and links that change on every run would update every deal.
         # (An explicit port used to skip the restore altogether, leaving Fakturownia empty.)

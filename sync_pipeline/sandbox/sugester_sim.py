@@ -10,6 +10,7 @@ from typing import Any
 
 from ._http_sim import HttpError, Request, Response, Simulator, json_response, page_args, paginate
 from .demo_data import decimal_str, rails_time, token_for
+from .demo_users import sugester_users
 
 BLANK = "- nie może być puste"
 _NOT_A_NUMBER = "- nie jest liczbą"
@@ -17,6 +18,8 @@ _READ_ONLY = frozenset({"id", "created_at", "updated_at", "api_token", "try_upda
 # Rails decimal columns render as strings ("14760.0"), whatever number type the caller sent.
 _DECIMALS = frozenset({"price", *(f"decimal{i}" for i in range(1, 11))})
 _EXTERNAL_IDS_ARG = re.compile(r"external_ids\[(.+)\]")
+DEPARTMENTS = ({"id": 301, "name": "Sprzedaż"}, {"id": 302, "name": "Oddział Kraków"})  # demo [I]
+_PHONE_SEPARATORS = re.compile(r"[\s().-]")
 
 
 class SugesterSim(Simulator):
@@ -29,9 +32,11 @@ class SugesterSim(Simulator):
         self.api_token = api_token
         self.clients: dict[int, dict] = {}
         self.deals: dict[int, dict] = {}
+        self.users: dict[int, dict] = {u["id"]: u for u in sugester_users()}  # inferred endpoint [I]
         self._next = {"client": 884_001, "deal": 51_001}
         r = self.route
         r("GET", r"/app/clients\.json", lambda req: self._list(req, self.clients))
+        r("GET", r"/app/departments\.json", lambda req: paginate(list(DEPARTMENTS), *page_args(req)))
         r("POST", r"/app/clients\.json", self._create_client)
         r("GET", r"/app/clients/(\d+)\.json", lambda req: self._get(req, self.clients))
         r("PUT", r"/app/clients/(\d+)\.json", self._update_client)
@@ -41,6 +46,9 @@ class SugesterSim(Simulator):
         r("GET", r"/app/deals/(\d+)\.json", lambda req: self._get(req, self.deals))
         r("PUT", r"/app/deals/(\d+)\.json", self._update_deal)
         r("DELETE", r"/app/deals/(\d+)\.json", lambda req: self._delete(req, self.deals))
+        # Not in VENDOR_APIS (inferred [I]): a bare array in id order, paged like every list.
+        r("GET", r"/app/users\.json", lambda req: paginate([self.users[i] for i in sorted(self.users)],
+                                                             *page_args(req)))
 
     def authenticate(self, req: Request) -> bool:
         return req.param("api_token") == self.api_token
@@ -51,14 +59,29 @@ class SugesterSim(Simulator):
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {**super().snapshot(), "clients": list(self.clients.values()),
-                    "deals": list(self.deals.values()), "next_ids": self._next}
+                    "deals": list(self.deals.values()), "users": list(self.users.values()), "next_ids": self._next}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         with self.lock:
             super().restore(state)
             self.clients = {c["id"]: c for c in state["clients"]}
             self.deals = {d["id"]: d for d in state["deals"]}
+            # a state saved before users existed starts with the demo users
+            self.users = {u["id"]: u for u in state.get("users", sugester_users())}
             self._next.update(state.get("next_ids", {}))
+
+    # -- what people do in Sugester's own UI (tests and demos) -----------------------------------
+    def user_add_client(self, **fields: Any) -> dict:
+        with self.lock:
+            return self._new_client(fields)
+
+    def user_edit_client(self, client_id: int, **fields: Any) -> dict:
+        with self.lock:
+            return self._update(self.clients[client_id], fields)
+
+    def user_delete(self, kind: str, record_id: int) -> None:
+        with self.lock:
+            del (self.clients if kind == "client" else self.deals)[record_id]
 
     # -- generic record handling ------------------------------------------------------------------
     def _list(self, req: Request, store: dict[int, dict]) -> list[dict]:
@@ -70,6 +93,8 @@ class SugesterSim(Simulator):
                 rows = [r for r in rows if r.get(field) is not None and str(r[field]) == value]
             elif m := _EXTERNAL_IDS_ARG.fullmatch(field):
                 rows = [r for r in rows if str((r.get("external_ids") or {}).get(m[1])) == value]
+        if req.arg("order") == "updated_at.desc":  # the Rails convention Fakturownia documents [I]
+            rows.sort(key=lambda r: (datetime.fromisoformat(r["updated_at"]), r["id"]), reverse=True)
         return paginate(rows, page, per_page)
 
     def _get(self, req: Request, store: dict[int, dict]) -> dict:
@@ -180,6 +205,8 @@ class SugesterSim(Simulator):
 
 def _writable(fields: Mapping[str, Any]) -> dict:
     out = {k: v for k, v in fields.items() if k not in _READ_ONLY}
+    if isinstance(out.get("phone"), str):  # Sugester keeps phone numbers without separators [I]
+        out["phone"] = _PHONE_SEPARATORS.sub("", out["phone"])
     for key in _DECIMALS & out.keys():
         if out[key] not in (None, ""):
             out[key] = decimal_str(Decimal(str(out[key]).strip()))

@@ -24,7 +24,7 @@ _ACCOUNT_COLS = ("account_id, source_instance, source_system, source_id, name, t
                  "post_code, country, kind, department, source_updated_at")
 _INVOICE_COLS = ("invoice_key, source_instance, source_id, account_id, number, kind, source_kind, status, source_status, "
                  "issue_date, due_date, paid_date, currency, total_net, total_gross, paid_amount, amount_due, view_url, "
-                 "source_updated_at")
+                 "source_updated_at, department")
 
 
 @dataclass(frozen=True)

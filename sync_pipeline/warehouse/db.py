@@ -24,6 +24,7 @@ MIGRATIONS: dict[int, list[str]] = {
     2: ["DROP TABLE IF EXISTS marts.account_metrics"],  # aging, billed_90d, dso_90d added
     3: ["ALTER TABLE IF EXISTS staging.accounts ADD COLUMN IF NOT EXISTS country_code VARCHAR"],
     4: ["DROP TABLE IF EXISTS sync.staging_builds"],  # replaced by sync.builds (one row per derived table set)
+    5: ["ALTER TABLE IF EXISTS staging.invoices ADD COLUMN IF NOT EXISTS department VARCHAR"],  # departments map
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -79,8 +79,9 @@ class RawLanding:
     grow, so memory does not grow with the read. A crash before `commit` leaves the table as it was."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, *, system: str, entity: str, run_id: str,
-                 keys: RawKeys = RawKeys(), max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW):
+                 keys: RawKeys = RawKeys(), max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW, journal: bool = True):
         self.conn, self.system, self.entity, self.run_id, self.keys = conn, system, entity, run_id, keys
+        self.journal = journal  # False: records staging never reads (a two-way side of a system that is no source)
         self.max_clock_skew = max_clock_skew
         self.table = ensure_raw_table(conn, system, entity)
         self._pages: list[str] = []      # pages serialised whole (one JSON array each), not yet in DuckDB
@@ -216,8 +217,9 @@ class RawLanding:
             (removed,) = c.execute(f"SELECT count(*) {gone}", params).fetchone()
             c.execute(f"INSERT INTO _changed_keys SELECT DISTINCT record_key {gone}", params)
         # the journal: which records changed, for staging to redo only those (transform/staging.py)
-        c.execute("INSERT INTO sync.raw_journal SELECT nextval('sync.raw_journal_seq'), ?, ?, record_key "
-                  "FROM _changed_keys", [self.system, self.entity])
+        if self.journal:
+            c.execute("INSERT INTO sync.raw_journal SELECT nextval('sync.raw_journal_seq'), ?, ?, record_key "
+                      "FROM _changed_keys", [self.system, self.entity])
         # the old rows of changed (or removed) records go; of the new rows, the kept versions of changed records stay
         c.execute(f"""DELETE FROM {self.table} WHERE (landing_seq IS NULL OR landing_seq < $base)
                       AND record_key IN (SELECT record_key FROM _changed_keys)""", base)

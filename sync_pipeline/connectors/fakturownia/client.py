@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
 from sync_pipeline.connectors._http import parse_timestamp
-from sync_pipeline.connectors._token_param import TokenParamApi, check_account, record_id
+from sync_pipeline.connectors._token_param import TokenParamApi, check_account, record_id, same_id
 
 INVOICE_STATUSES = frozenset({"issued", "sent", "paid", "partial", "rejected"})
 _DOMAINS = {"fakturownia": "fakturownia.pl", "invoiceocean": "invoiceocean.com"}
@@ -21,13 +21,36 @@ def base_url_for(system_type: str, account: str) -> str:
 
 
 class FakturowniaClient(TokenParamApi):
-    """Reads clients, invoices and products; records are yielded exactly as received (amounts stay strings)."""
+    """Reads clients, invoices and products (records yielded exactly as received: amounts stay strings); writes
+    clients (the two-way client sync) and invoice statuses."""
 
     def iter_client_pages(self, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
         return self._iter_changed("/clients.json", updated_since)
 
     def iter_invoice_pages(self, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
         return self._iter_changed("/invoices.json", updated_since)
+
+    def iter_invoice_keys(self) -> Iterator[list[dict]]:
+        """Every invoice's id and nothing else (sparse fieldset `fields[invoice]` [V]): the nightly key scan that
+        shows which invoices were deleted."""
+        return self._iter_array_pages("/invoices.json", {"period": "all", "fields[invoice]": "id"})
+
+    def iter_department_pages(self) -> Iterator[list[dict]]:
+        """The seller's departments (companies) [V]: {id, name, shortcut, ...}."""
+        return self._iter_array_pages("/departments.json", {})
+
+    def get_client(self, client_id: int) -> dict:
+        return self._get(f"/clients/{record_id(client_id)}.json")
+
+    def find_client_by_external_id(self, external_id: str) -> dict | None:
+        return self._find_in_list("/clients.json", {"external_id": external_id},  # a documented filter [V]
+                                  lambda c: same_id(c.get("external_id"), external_id))
+
+    def create_client(self, client: Mapping[str, Any]) -> dict:
+        return self._save("POST", "/clients.json", "client", client)
+
+    def update_client(self, client_id: int, client: Mapping[str, Any]) -> dict:
+        return self._save("PUT", f"/clients/{record_id(client_id)}.json", "client", client)
 
     def iter_invoice_pages_issued_between(self, *, date_from: date, date_to: date) -> Iterator[list[dict]]:
         start, end = _day(date_from), _day(date_to)
@@ -40,6 +63,11 @@ class FakturowniaClient(TokenParamApi):
     def iter_product_pages(self, *, changed_since: date | None = None) -> Iterator[list[dict]]:
         params = {} if changed_since is None else {"date_from": _day(changed_since).isoformat()}
         return self._iter_array_pages("/products.json", params)
+
+    def iter_user_pages(self) -> Iterator[list[dict]]:
+        """The account's users, {id, login, email, first_name, last_name, role} as received. The endpoint is
+        inferred [I] (VENDOR_APIS documents none): GET /users.json, paged like every list."""
+        return self._iter_array_pages("/users.json", {})
 
     def change_invoice_status(self, *, invoice_id: int, status: str) -> Any:
         if status not in INVOICE_STATUSES:

@@ -14,6 +14,7 @@ SELECT record_key, source_id, payload, source_updated_at,
            WHEN 'external_id' THEN nullif(trim(f[1]), '')
            WHEN 'tax_id'      THEN nullif(upper(regexp_replace(coalesce(f[2], ''), '[^0-9A-Za-z]', '', 'g')), '')
        END AS derived_id,
+       nullif(trim(f[1]), '')                                            AS ref_key,  -- two-way sync: the key it came from
        'no account identifier (strategy ' || {identifier} || ')'         AS missing_identifier,
        nullif(trim(f[3]), '')                                            AS name,
        nullif(trim(f[2]), '')                                            AS tax_id,

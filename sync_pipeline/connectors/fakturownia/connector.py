@@ -1,9 +1,11 @@
-"""Fakturownia / InvoiceOcean (one API on two domains, VENDOR_APIS §1) as a source: clients and invoices."""
+"""Fakturownia / InvoiceOcean (one API on two domains, VENDOR_APIS §1) as a source of clients and invoices,
+and one side of the two-way client sync."""
 
 from __future__ import annotations
 
 from sync_pipeline.connectors.fakturownia.client import FakturowniaClient
-from sync_pipeline.connectors.registry import Connector, Source, Stream
+from sync_pipeline.connectors.fakturownia.side import clients_writer
+from sync_pipeline.connectors.registry import Connector, RecordSide, Source, Stream
 
 
 def _client(cfg) -> FakturowniaClient:
@@ -21,10 +23,12 @@ CONNECTOR = Connector(
     package=__package__,
     build_client=_client,
     sandbox_credentials=_sandbox_credentials,
+    users_reader="iter_user_pages",  # inferred endpoint [I]: the user pairing report
     source=Source(
-        streams=(Stream("clients", "clients", "iter_client_pages", staged_as="clients"),
-                 Stream("invoices", "invoice_changes", "iter_invoice_pages")),
+        streams=(Stream("clients", "clients", "iter_client_pages", staged_as="clients", scan="iter_client_pages"),
+                 Stream("invoices", "invoice_changes", "iter_invoice_pages", scan="iter_invoice_keys")),
         clients_sql="clients.sql",
         invoices_sql="invoices.sql",
     ),
+    sides=(RecordSide("clients", "clients.sql", clients_writer),),  # clients are written too (two-way sync)
 )

@@ -6,7 +6,7 @@ WITH fields AS (
     SELECT i.record_key, i.source_id, i.payload, i.source_updated_at,
            json_extract_string(i.payload, ['client_id', 'kind', 'status', 'cancelled', 'issue_date', 'payment_to',
                                            'paid_date', 'price_net', 'price_gross', 'paid', 'currency', 'number',
-                                           'view_url', 'token']) AS f
+                                           'view_url', 'token', 'department_id']) AS f
     FROM {invoices} i
 ), src AS (
     SELECT record_key, source_id, payload, source_updated_at,
@@ -24,7 +24,8 @@ WITH fields AS (
            upper(trim(f[11]))                          AS currency,
            f[12]                                       AS number,
            f[13]                                       AS view_url_text,
-           f[14]                                       AS token
+           f[14]                                       AS token,
+           nullif(trim(f[15]), '')                     AS department   -- the seller's department (its id)
     FROM fields
 ), typed AS (
     SELECT s.*,
@@ -64,6 +65,7 @@ SELECT t.record_key, t.source_id, t.payload, t.source_updated_at,
        coalesce(nullif(trim(t.view_url_text), ''),
                 CASE WHEN {base_url} <> '' AND regexp_full_match(t.token, '[A-Za-z0-9_-]{{1,200}}')
                      THEN {base_url} || '/invoice/' || t.token END) AS view_url,
+       t.department,
        concat_ws('; ',
            CASE WHEN t.source_id IS NULL THEN 'no id' END,
            CASE WHEN t.client_source_id IS NULL THEN 'no client_id' END,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
-from sync_pipeline.connectors._http import BadResponseError
-from sync_pipeline.connectors._token_param import TokenParamApi, check_account, record_id
+from sync_pipeline.connectors._http import parse_timestamp
+from sync_pipeline.connectors._token_param import TokenParamApi, check_account, record_id, same_id
 
 
 def base_url_for(account: str) -> str:
@@ -17,29 +17,42 @@ def base_url_for(account: str) -> str:
 class SugesterClient(TokenParamApi):
     """Sugester's API follows Fakturownia's conventions (same vendor); every path starts with /app/."""
 
-    def iter_client_pages(self) -> Iterator[list[dict]]:
-        return self._iter_array_pages("/app/clients.json", {})
+    def iter_client_pages(self, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
+        """Clients as received; with `updated_since`, newest first (`order=updated_at.desc`, the Rails
+        convention Sugester shares with Fakturownia [I]) until an older one: a server that ignores the order
+        is noticed and read whole, so no change is missed."""
+        if updated_since is None:
+            return self._iter_array_pages("/app/clients.json", {})
+        pages = self._iter_array_pages("/app/clients.json", {"order": "updated_at.desc"})
+        return self.changed_since_newest_first(pages, updated_since,
+                                               lambda c: parse_timestamp(c.get("updated_at")), "/app/clients.json")
 
     def iter_deal_pages(self, *, client_id: int | None = None) -> Iterator[list[dict]]:
         params = {} if client_id is None else {"client_id": record_id(client_id)}
         return self._iter_array_pages("/app/deals.json", params)
 
+    def iter_user_pages(self) -> Iterator[list[dict]]:
+        """The account's users, {id, login, email, name} as received. The endpoint is inferred [I] (VENDOR_APIS
+        documents none): GET /app/users.json, paged like every list."""
+        return self._iter_array_pages("/app/users.json", {})
+
+    def iter_department_pages(self) -> Iterator[list[dict]]:
+        """Departments, {id, name}. Clients carry `department_id` [V]; the list endpoint is inferred [I]:
+        GET /app/departments.json, paged like every list."""
+        return self._iter_array_pages("/app/departments.json", {})
+
     def find_client_by_external_id(self, external_id: str) -> dict | None:
-        # The filter is undocumented, so results are matched exactly and paged: if the server ignored the
-        # filter, stopping at page 1 would miss the client and the caller would create a duplicate.
-        for page in self._iter_array_pages("/app/clients.json", {"external_id": external_id}):
-            for client in page:
-                if isinstance(client, dict) and _same(client.get("external_id"), external_id):
-                    return client
-        return None
+        """A client carrying `external_id` in external_id or in external_ids (our key travels in both)."""
+        return self._find_in_list("/app/clients.json", {"external_id": external_id},
+                                  lambda c: same_id(c.get("external_id"), external_id)
+                                  or any(same_id(v, external_id) for v in _external_ids(c).values()))
 
     def find_deal_by_external_id(self, *, client_id: int, key: str, value: str) -> dict | None:
-        for page in self.iter_deal_pages(client_id=client_id):
-            for deal in page:
-                ids = deal.get("external_ids") if isinstance(deal, dict) else None
-                if isinstance(ids, Mapping) and _same(ids.get(key), value):
-                    return deal
-        return None
+        return self._find_in_list("/app/deals.json", {"client_id": record_id(client_id)},
+                                  lambda d: same_id(_external_ids(d).get(key), value))
+
+    def get_client(self, client_id: int) -> dict:
+        return self._get(f"/app/clients/{record_id(client_id)}.json")
 
     def create_client(self, client: Mapping[str, Any]) -> dict:
         return self._save("POST", "/app/clients.json", "client", client)
@@ -53,19 +66,7 @@ class SugesterClient(TokenParamApi):
     def update_deal(self, deal_id: int, deal: Mapping[str, Any]) -> dict:
         return self._save("PUT", f"/app/deals/{record_id(deal_id)}.json", "deal", deal)
 
-    def _save(self, method: str, path: str, root: str, record: Mapping[str, Any]) -> dict:
-        # POST keeps the default (not retried on 5xx/timeouts: a repeat could create a second record); PUT is.
-        data = self._write(method, path, {root: dict(record)})
-        if isinstance(data, dict) and set(data) == {root} and isinstance(data[root], dict):
-            data = data[root]  # tolerate a Rails-style {"client": {...}} wrapper
-        if not isinstance(data, dict):
-            endpoint = self.endpoint_label(method, path)
-            text = self.redact(json.dumps(data, ensure_ascii=False, default=str))
-            raise BadResponseError(f"{self.system}: {endpoint} expected the saved object; got {text[:120]}",
-                                   system=self.system, endpoint=endpoint, body_excerpt=text[:300])
-        return data
 
-
-def _same(found: Any, wanted: Any) -> bool:
-    # Ids come back as numbers or strings depending on how they were written; compare as strings.
-    return found is not None and str(found) == str(wanted)
+def _external_ids(record: dict) -> Mapping[str, Any]:
+    ids = record.get("external_ids")
+    return ids if isinstance(ids, Mapping) else {}

@@ -21,6 +21,7 @@ SELECT record_key, source_id, payload, source_updated_at,
             THEN 'no account identifier (custom field ' || {identifier_field} || ' is empty, and custom_fields is a JSON '
                  || json_kind(payload -> 'custom_fields') || ', not a list)'
             ELSE 'no account identifier (custom field ' || {identifier_field} || ' is empty)' END AS missing_identifier,
+       CAST(NULL AS VARCHAR)                                                  AS ref_key,  -- two-way sync: none
        -- an individual has company_name "" and only a contact_name
        coalesce(nullif(trim(payload ->> 'company_name'), ''), nullif(trim(payload ->> 'contact_name'), '')) AS name,
        nullif(trim(payload ->> 'tax_id'), '')                                 AS tax_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sync_pipeline.connectors.registry import Connector, RawKeys, Source, Stream
+from sync_pipeline.connectors.registry import Connector, RawKeys, RecordSide, Source, Stream
 from sync_pipeline.connectors.zoho_invoice.client import ZohoInvoiceClient, ZohoOAuth
 
 
@@ -49,4 +49,5 @@ CONNECTOR = Connector(
         clients_sql="clients.sql",
         invoices_sql="invoices.sql",
     ),
+    sides=(RecordSide("clients", "clients.sql"),),  # read only: a two-way client sync can only take from it
 )

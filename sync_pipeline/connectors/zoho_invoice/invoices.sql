@@ -52,6 +52,7 @@ SELECT t.record_key, t.source_id, t.payload, t.source_updated_at,
        CASE WHEN t.entity = 'invoice' AND t.status IN ('open', 'partially_paid') THEN greatest(coalesce(t.balance, 0), 0)
             ELSE 0 END AS amount_due,
        t.payload ->> 'invoice_url' AS view_url,
+       CAST(NULL AS VARCHAR) AS department,
        concat_ws('; ',
            CASE WHEN t.source_id IS NULL THEN 'no id' END,
            CASE WHEN t.client_source_id IS NULL THEN 'no customer_id' END,

@@ -105,7 +105,8 @@ CREATE TABLE IF NOT EXISTS staging.invoices (
     paid_amount       DECIMAL(18, 2) NOT NULL,
     amount_due        DECIMAL(18, 2) NOT NULL,
     view_url          VARCHAR,
-    source_updated_at TIMESTAMPTZ
+    source_updated_at TIMESTAMPTZ,
+    department        VARCHAR             -- the issuing department's id, where the source has departments
 );
 
 -- Records that could not be mapped, with the reason and the raw payload. `disposition` is
@@ -209,7 +210,7 @@ CREATE TABLE IF NOT EXISTS sync.ledger (
     target_id     VARCHAR,
     content_hash  VARCHAR,
     target_hash   VARCHAR,
-    state         VARCHAR NOT NULL,   -- intended | synced | failed
+    state         VARCHAR NOT NULL,   -- intended | synced | failed | gone (deleted in the target: never re-created)
     attempts      INTEGER NOT NULL DEFAULT 0,
     last_error    VARCHAR,
     updated_at    TIMESTAMPTZ NOT NULL,
@@ -229,6 +230,7 @@ CREATE TABLE IF NOT EXISTS sync.log (
     dry_run     BOOLEAN NOT NULL DEFAULT false,
     message     VARCHAR
 );
+ALTER TABLE sync.log ADD COLUMN IF NOT EXISTS system VARCHAR;  -- the system written to (two-way: either side)
 
 -- Source customers that cannot be synced: no account identifier, or an identifier that changed after
 -- the customer was bound (drift: it keeps its original account). Rebuilt with staging.
@@ -240,4 +242,88 @@ CREATE TABLE IF NOT EXISTS identity.unmatched_accounts (
     reason           VARCHAR NOT NULL,
     invoices_held    INTEGER NOT NULL,   -- invoices quarantined because of it
     first_seen_at    TIMESTAMPTZ
+);
+
+-- Two-way record sync (DESIGN §5a, load/twoway.py). One row per pair of records of a connection's entity:
+-- side a is the connection's source, side b its target. a_hash/b_hash: each side's content hash over the
+-- mapped fields as last synced (after a write: as the written side answered, so its normalising is no change).
+-- state: synced | intended (a write was sent and its answer not recorded yet: `intent` says which).
+CREATE TABLE IF NOT EXISTS sync.links (
+    connection  VARCHAR NOT NULL,
+    entity      VARCHAR NOT NULL,
+    our_key     VARCHAR NOT NULL,      -- the key written into the other side's external-id field
+    a_id        VARCHAR,
+    b_id        VARCHAR,
+    a_hash      VARCHAR,
+    b_hash      VARCHAR,
+    origin      VARCHAR NOT NULL,      -- a | b (created from that side) | matched (paired on first sync)
+    state       VARCHAR NOT NULL,
+    intent      VARCHAR,               -- create_a | create_b | update_a | update_b while state = intended
+    synced_at   TIMESTAMPTZ,
+    run_id      VARCHAR,
+    PRIMARY KEY (connection, entity, our_key)
+);
+
+-- Both sides of a linked record changed since the last sync: the winner was written to the other side,
+-- the loser's values are kept here.
+CREATE TABLE IF NOT EXISTS sync.conflicts (
+    connection   VARCHAR NOT NULL,
+    entity       VARCHAR NOT NULL,
+    our_key      VARCHAR NOT NULL,
+    a_id         VARCHAR,
+    b_id         VARCHAR,
+    winner       VARCHAR NOT NULL,     -- the system whose values were kept
+    a_values     VARCHAR,              -- JSON of the mapped fields on each side, before the write
+    b_values     VARCHAR,
+    reason       VARCHAR NOT NULL,     -- both_changed | first_pairing
+    detected_at  TIMESTAMPTZ NOT NULL,
+    run_id       VARCHAR
+);
+
+-- Records deleted on one side: flagged once, never propagated (nothing is deleted on the other side).
+CREATE TABLE IF NOT EXISTS sync.deletions (
+    connection   VARCHAR NOT NULL,
+    entity       VARCHAR NOT NULL,
+    system       VARCHAR NOT NULL,     -- where the record was deleted
+    record_id    VARCHAR NOT NULL,
+    other_id     VARCHAR,              -- its counterpart, left as it is
+    detected_at  TIMESTAMPTZ NOT NULL,
+    run_id       VARCHAR,
+    PRIMARY KEY (connection, entity, system, record_id)
+);
+
+-- The ids a full key scan of a system's list found (the latest scan only), and when it ran: a record in
+-- raw that the scan did not find was deleted at the source.
+CREATE TABLE IF NOT EXISTS sync.scans (
+    system      VARCHAR NOT NULL,
+    entity      VARCHAR NOT NULL,
+    scanned_at  TIMESTAMPTZ NOT NULL,
+    keys_found  BIGINT NOT NULL,
+    run_id      VARCHAR,
+    PRIMARY KEY (system, entity)
+);
+CREATE TABLE IF NOT EXISTS sync.scan_keys (
+    system      VARCHAR NOT NULL,
+    entity      VARCHAR NOT NULL,
+    record_key  VARCHAR NOT NULL
+);
+
+-- The user pairing report of a connection (load/user_pairing.py): users of its two systems paired by identical
+-- login and e-mail. Side a is the connection's source, side b its target. Rebuilt per connection on each run.
+CREATE TABLE IF NOT EXISTS sync.user_pairing (
+    connection  VARCHAR NOT NULL,
+    status      VARCHAR NOT NULL,     -- paired | unpaired
+    difference  VARCHAR,              -- login | email | only_in_<system>; NULL when paired
+    a_system    VARCHAR NOT NULL,
+    a_id        VARCHAR,
+    a_login     VARCHAR,
+    a_email     VARCHAR,
+    a_name      VARCHAR,
+    b_system    VARCHAR NOT NULL,
+    b_id        VARCHAR,
+    b_login     VARCHAR,
+    b_email     VARCHAR,
+    b_name      VARCHAR,
+    checked_at  TIMESTAMPTZ NOT NULL,
+    run_id      VARCHAR
 );

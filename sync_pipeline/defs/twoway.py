@@ -1,0 +1,121 @@
+"""`<connection>/<entity>` for an entity synced both ways (DESIGN §5a): both sides read, one plan, writes to
+either side, and per side what was done (load/twoway.py)."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from sync_pipeline.config import ConnectionSettings, Settings
+from sync_pipeline.connectors.registry import TargetEntity, connector_for, side_of
+from sync_pipeline.defs.resources import RunOptions, SyncSettings, warehouse
+from sync_pipeline.load.departments import DepartmentError, resolve_departments
+from sync_pipeline.load.twoway import PAIR_COUNTS, SIDE_COUNTS, TwoWayResult, TwoWaySpec, apply_twoway, compute_plan
+from sync_pipeline.load.twoway_sides import Side, placeholders_for
+from sync_pipeline.connectors._side_writer import CLIENT_FIELDS
+
+
+def side_asset_key(settings_or_systems, system: str, entity: str) -> dg.AssetKey:
+    """The extract asset that lands a side's records: the source stream, or the side's own stream."""
+    cfg = settings_or_systems[system]
+    side = side_of(cfg.type, entity)
+    if side is not None and side.stream is not None:
+        return dg.AssetKey([system, side.stream.asset])
+    stream = next(s for s in connector_for(cfg.type).source.streams if s.entity == entity)
+    return dg.AssetKey([system, stream.asset])
+
+
+def twoway_spec(settings: Settings, connection: ConnectionSettings, entity: str, sync_settings: SyncSettings
+                ) -> TwoWaySpec:
+    sides = []
+    for key, system in (("a", connection.source), ("b", connection.target)):
+        cfg = settings.systems[system]
+        connector = connector_for(cfg.type)
+        side = side_of(cfg.type, entity)
+        if side is None:
+            raise ValueError(f"{connection.name}: {system} ({cfg.type}) has no {entity} to sync both ways")
+        writer = None
+        if side.writer is not None:
+            writer = (lambda s=side, name=system: s.writer(sync_settings.client(name)))
+        sides.append(Side(key, system, connector.label or cfg.type, entity, connector.sql(side.mapping_sql),
+                          placeholders_for(cfg), writer))
+    a, b = sides
+    direction = connection.clients.direction
+    departments = None
+    if connection.departments:  # resolved against both systems' lists, so names and ids both work
+        departments = resolve_departments(
+            connection.departments, sync_settings.client(a.system).iter_department_pages(),
+            sync_settings.client(b.system).iter_department_pages(), a=a.system, b=b.system)
+    return TwoWaySpec(connection.name, entity, a, b, CLIENT_FIELDS + (("department",) if departments else ()),
+                      departments=departments,
+                      a_to_b=direction in ("a_to_b", "both") and b.writer is not None,
+                      b_to_a=direction in ("b_to_a", "both") and a.writer is not None,
+                      winner=connection.winner_side(settings.systems))
+
+
+def _metadata(spec: TwoWaySpec, result: TwoWayResult, dry_run: bool) -> dict:
+    would = "would be " if dry_run else ""
+    lines = ["| written to | " + " | ".join(f"{would}{v}" for v in SIDE_COUNTS) + " |",
+             "|---|" + "---|" * len(SIDE_COUNTS)]
+    for system, counts in result.sides.items():
+        lines.append(f"| {system} | " + " | ".join(str(counts.get(v, 0)) for v in SIDE_COUNTS) + " |")
+    lines.append("")
+    lines.append(", ".join(f"{k.replace('_', ' ')} {result.counts.get(k, 0)}" for k in PAIR_COUNTS))
+    meta: dict = {
+        # the one-way vocabulary too, so run summaries and `status` read two-way loads like any other
+        "created": result.total("created"), "updated": result.total("updated"), "adopted": result.total("adopted"),
+        "failed": result.total("failed"), "unknown": result.total("unknown"), "blocked": 0,
+        **{k: int(result.counts.get(k, 0)) for k in PAIR_COUNTS},
+        "per_side": dg.MetadataValue.json({s: {v: int(c.get(v, 0)) for v in SIDE_COUNTS} for s, c in result.sides.items()}),
+        "two_way": dg.MetadataValue.md("\n".join(lines)),
+        "dry_run": dry_run,
+        "direction": f"{spec.a.system} → {spec.b.system}: {'yes' if spec.a_to_b else 'no'}; "
+                     f"{spec.b.system} → {spec.a.system}: {'yes' if spec.b_to_a else 'no'}; winner "
+                     f"{spec.side(spec.winner).system}",
+        "first_errors": dg.MetadataValue.text("\n".join(f"{k}: {m}" for k, m in result.errors[:5]) or "-"),
+    }
+    if spec.departments is not None:
+        meta["departments_mapped"] = dg.MetadataValue.json(spec.departments)
+        meta["departments_unmapped"] = dg.MetadataValue.json(result.unmapped_departments)
+    for kind, rows in result.examples.items():
+        meta[f"{kind}_examples"] = dg.MetadataValue.json(rows)
+    return meta
+
+
+def build_twoway_asset(conn_cfg: ConnectionSettings, settings: Settings, spec: TargetEntity) -> dg.AssetsDefinition:
+    name, entity = conn_cfg.name, spec.name
+    deps = [side_asset_key(settings.systems, conn_cfg.source, entity),
+            side_asset_key(settings.systems, conn_cfg.target, entity)]
+
+    @dg.asset(
+        key=[name, entity], deps=deps, group_name=name, kinds={"api", "duckdb"}, pool="duckdb",
+        description=spec.description, tags={"sync/connection": name},
+    )
+    def _asset(context: dg.AssetExecutionContext, run_options: RunOptions, sync_settings: SyncSettings,
+               duckdb: DuckDBResource):
+        settings_now = sync_settings.load()
+        current = settings_now.connections[name]
+        dry_run = run_options.dry_run_for(current.dry_run)
+        result = TwoWayResult()
+        try:
+            tw = twoway_spec(settings_now, current, entity, sync_settings)
+        except DepartmentError as exc:
+            raise dg.Failure(description=f"{name}/{entity}: {exc}") from exc
+        try:
+            with warehouse(duckdb) as conn:
+                planned = compute_plan(conn, tw, result)
+                for system, unmapped in result.unmapped_departments.items():
+                    context.log.warning(f"{name}/{entity}: departments of {system} that `departments` does not map: "
+                                        f"{', '.join(unmapped)} (their clients sync without a department)")
+                context.log.info(f"{name}/{entity} two-way plan: {dict(planned)}" + (" (dry run)" if dry_run else ""))
+                concurrency = min(settings_now.systems[s].write_concurrency for s in (tw.a.system, tw.b.system))
+                apply_twoway(conn, tw, run_id=context.run.run_id, dry_run=dry_run, error_budget=current.error_budget,
+                             concurrency=concurrency, progress=context.log.info, result=result)
+        except Exception as exc:
+            raise dg.Failure(description=f"{name}/{entity}: {exc}", metadata=_metadata(tw, result, dry_run)) from exc
+        for key, message in result.errors[:5]:
+            context.log.warning(f"{name}/{entity} {key} not written: {message}")
+        for row in result.examples.get("conflicts", []):
+            context.log.info(f"{name}/{entity} conflict on {row['key']}: both sides changed, {row['winner']} won; "
+                             f"kept {row['kept']}, lost {row['lost']}")
+        return dg.MaterializeResult(metadata=_metadata(tw, result, dry_run))
+
+    return _asset

@@ -1,0 +1,121 @@
+"""Each side of a two-way entity as one canonical row per record (`_side_a`, `_side_b`): the vendor's mapping SQL
+over its raw table, the mapped fields as JSON, their content hash, and the keys the match rules compare.
+
+The same mapping hashes what a system answered to our write (`answer_hashes`), so the hash a link stores for
+that side is the record as the system keeps it: a system that trims or reformats a value does not make our own
+write look like a user's edit on the next run (no echo)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from sync_pipeline.warehouse.raw import ensure_raw_table
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Side:
+    """One system's side of a connection's two-way entity."""
+
+    key: str                                    # a (the connection's source) | b (its target)
+    system: str                                 # the system's name in sync.yaml
+    label: str                                  # how people call it ("Sugester")
+    entity: str                                 # raw entity (clients)
+    mapping_sql: str                            # produces _clients from {clients}; other placeholders below
+    placeholders: Mapping[str, str]             # {instance} {system_type} {identifier} ... as quoted literals
+    writer: Callable[[], Any] | None = None     # -> SideWriter; None: this side is never written
+
+    def render(self, table: str) -> str:
+        return self.mapping_sql.format(clients=table, **self.placeholders)
+
+
+def placeholders_for(system_cfg: Any) -> dict[str, str]:
+    """The mapping SQL's placeholders for a configured system (the same as staging gives a source)."""
+    base_url = system_cfg.resolved_base_url() if hasattr(system_cfg, "resolved_base_url") else ""
+    return {"instance": sql_literal(system_cfg.name), "system_type": sql_literal(system_cfg.type),
+            "identifier": sql_literal(getattr(system_cfg, "identifier", "source_id")),
+            "identifier_field": sql_literal(getattr(system_cfg, "identifier_field", "") or ""),
+            "base_url": sql_literal(base_url if base_url.startswith(("http://", "https://")) and "'" not in base_url
+                                    else "")}
+
+
+def fields_json(fields: Sequence[str]) -> str:
+    """SQL for the mapped fields of a `_clients` row as one JSON object, keys in the given order."""
+    return "CAST(json_object(" + ", ".join(f"'{f}', {f}" for f in fields) + ") AS VARCHAR)"
+
+
+_SIDE_SQL = """
+CREATE OR REPLACE TEMP TABLE _side_{key} AS
+SELECT source_id AS id,
+       {instance} || ':' || source_id AS own_key,      -- the key a record created from this one carries
+       derived_id AS alt_key,                          -- its account id (the key of earlier one-way syncs)
+       ref_key,                                        -- the key found in its own external-id field
+       {fields} AS fields,
+       md5({fields}) AS hash,
+       nullif(regexp_replace(upper(regexp_replace(coalesce(tax_id, ''), '[^0-9A-Za-z]', '', 'g')),
+                             '^[A-Z]{{2}}([0-9])', '\\1'), '') AS tax_norm,
+       nullif(lower(trim(email)), '') AS email_norm,
+       -- a record the latest full key scan did not find, and not landed since, was deleted in its system
+       NOT EXISTS (SELECT 1 FROM sync.scans WHERE system = {instance} AND entity = {entity})
+           OR source_id IN (SELECT record_key FROM sync.scan_keys WHERE system = {instance} AND entity = {entity})
+           OR source_id IN (SELECT r.record_key FROM {raw} r JOIN sync.scans s ON s.system = {instance}
+                            AND s.entity = {entity} WHERE r.extracted_at > s.scanned_at)
+           AS present
+FROM _clients
+WHERE source_id IS NOT NULL
+"""
+
+
+def _departments(conn: duckdb.DuckDBPyConnection, side: Side, departments: Mapping[str, str] | None) -> list[str]:
+    """Put `_clients.department` in the target's terms (side a is translated through the map; b is already) and
+    return the departments the map does not name."""
+    if departments is None:
+        return []
+    conn.execute("CREATE OR REPLACE TEMP TABLE _dept AS SELECT unnest($a::VARCHAR[]) AS a, unnest($b::VARCHAR[]) AS b",
+                 {"a": list(departments), "b": list(departments.values())})
+    col = "a" if side.key == "a" else "b"
+    unmapped = [r[0] for r in conn.execute(
+        f"""SELECT DISTINCT department FROM _clients WHERE department IS NOT NULL
+            AND department NOT IN (SELECT {col} FROM _dept) ORDER BY 1""").fetchall()]
+    if side.key == "a":
+        conn.execute("UPDATE _clients SET department = (SELECT b FROM _dept WHERE a = _clients.department)")
+    return unmapped
+
+
+def build_side(conn: duckdb.DuckDBPyConnection, side: Side, fields: Sequence[str],
+               departments: Mapping[str, str] | None = None) -> list[str]:
+    """`_side_<key>`: one row per record of the side's raw table (its latest version); returns the departments
+    of its records that `departments` (when given) does not map."""
+    table = ensure_raw_table(conn, side.system, side.entity)
+    latest = (f"(SELECT * FROM {table} WHERE conflict IS NULL QUALIFY row_number() OVER "
+              "(PARTITION BY record_key ORDER BY source_updated_at DESC NULLS LAST) = 1)")
+    conn.execute(side.render(latest))
+    unmapped = _departments(conn, side, departments)
+    conn.execute(_SIDE_SQL.format(key=side.key, instance=side.placeholders["instance"], raw=table,
+                                  entity=sql_literal(side.entity), fields=fields_json(fields)))
+    return unmapped
+
+
+def answer_hashes(conn: duckdb.DuckDBPyConnection, side: Side, fields: Sequence[str],
+                  answers: Sequence[Mapping[str, Any]], departments: Mapping[str, str] | None = None) -> dict[str, str]:
+    """id → content hash of each record as the system answered it, mapped like its raw records."""
+    if not answers:
+        return {}
+    conn.execute("""CREATE OR REPLACE TEMP TABLE _answers AS
+                    SELECT CAST(unnest($ids::VARCHAR[]) AS VARCHAR) AS record_key,
+                           CAST(unnest($ids::VARCHAR[]) AS VARCHAR) AS source_id,
+                           CAST(unnest($payloads::VARCHAR[]) AS JSON) AS payload,
+                           CAST(NULL AS TIMESTAMPTZ) AS source_updated_at""",
+                 {"ids": [str(a["id"]) for a in answers],
+                  "payloads": [json.dumps(a, ensure_ascii=False, default=str) for a in answers]})
+    conn.execute(side.render("_answers"))
+    _departments(conn, side, departments)
+    return dict(conn.execute(f"SELECT source_id, md5({fields_json(fields)}) FROM _clients").fetchall())
