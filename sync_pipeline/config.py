@@ -572,6 +572,12 @@ class Settings(_Strict):
     def source_systems(self) -> dict[str, SourceSystem]:
         return {n: s for n, s in self.systems.items() if s.is_source}
 
+    def connection_named(self, name: str) -> ConnectionSettings:
+        """The connection `name`, or a configuration error that lists the ones there are."""
+        if name not in self.connections:
+            raise ConfigError(f"{self.path}: no connection named {name} (have: {', '.join(self.connections)})")
+        return self.connections[name]
+
     def connections_for_source(self, system: str) -> list[ConnectionSettings]:
         return [c for c in self.connections.values() if c.source == system]
 

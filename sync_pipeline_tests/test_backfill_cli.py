@@ -265,4 +265,6 @@ def test_the_backfill_job_is_the_flow_to_the_loads_with_a_month_of_history_for_t
     assert job.partitions_def == defs.resolve_assets_def(HISTORY).partitions_def  # partitioned by the history's months
     assert job.tags["sync/connection"] == CONN
     # the checks that gate the writes run in every month, as in every sync
-    assert {"staging__invoices_invoice_key_unique", "staging__invoices_invoice_has_account"} <= set(job.graph.node_dict)
+    assert {"staging_checks", "metrics_checks"} <= set(job.graph.node_dict)  # each layer's checks are one step
+    outputs = {o.name for o in job.graph.node_dict["staging_checks"].definition.output_defs}
+    assert {"staging__invoices_invoice_key_unique", "staging__invoices_invoice_has_account"} <= outputs

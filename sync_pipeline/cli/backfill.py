@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from sync_pipeline.config import ConfigError, default_config_path
+from sync_pipeline.config import default_config_path
 
 
 def add_backfill_parser(sub: Any, config_arg: Callable[[Any], None]) -> None:
@@ -39,9 +39,7 @@ def _cmd_backfill(args: Any) -> int:
         logging.getLogger().setLevel(logging.ERROR)
     config_path = (args.config or default_config_path()).resolve()
     structure = load_settings(config_path, strict=False)
-    if args.connection not in structure.connections:
-        raise ConfigError(f"{structure.path}: no connection named {args.connection} "
-                          f"(have: {', '.join(structure.connections)})")
+    structure.connection_named(args.connection)
     try:  # before any sandbox starts or secret is resolved
         month_keys(structure, args.connection, args.month_from, args.month_to, current_month())
     except BackfillError as exc:

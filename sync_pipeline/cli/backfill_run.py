@@ -38,6 +38,7 @@ from sync_pipeline.dead_runs import close_dead_runs, worker_tags
 from sync_pipeline.defs.backfill import backfill_job_name, history_key
 from sync_pipeline.defs.build import build_definitions
 from sync_pipeline.defs.resources import run_options_config
+from sync_pipeline.defs.schedules import UNFINISHED as _UNFINISHED
 from sync_pipeline.load.apply import COUNTS
 
 BACKFILL_TAG = "sync/backfill"
@@ -45,8 +46,6 @@ RANGE_TAG = "sync/backfill_range"
 PARTITION_TAG = "dagster/partition"
 _KV_PREFIX = "sync_pipeline/backfill"
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
-_UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 class BackfillError(ValueError):

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from sync_pipeline.config import ConfigError, default_config_path
+from sync_pipeline.config import default_config_path
 
 
 def add_users_parser(sub: Any, config_arg) -> None:
@@ -30,9 +30,7 @@ def _cmd_users(args: argparse.Namespace) -> int:
 
     config_path = (args.config or default_config_path()).resolve()
     structure = load_settings(config_path, strict=False)
-    if args.connection not in structure.connections:
-        raise ConfigError(f"{structure.path}: no connection named {args.connection} "
-                          f"(have: {', '.join(structure.connections)})")
+    structure.connection_named(args.connection)
     try:  # before any sandbox starts or secret is resolved
         users_readers(structure, args.connection)
     except NoUsersEndpoint as exc:

@@ -10,7 +10,7 @@ from sync_pipeline.defs.resources import run_options_config
 from sync_pipeline.defs.staging import STAGING_KEYS
 
 TIMEZONE = "UTC"
-_UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
@@ -41,7 +41,7 @@ def build_schedule(conn: ConnectionSettings, job) -> dg.ScheduleDefinition | Non
     def _schedule(context: dg.ScheduleEvaluationContext):
         # A sync that has not finished yet is not started again: runs would queue up behind one another.
         busy = context.instance.get_run_records(
-            dg.RunsFilter(job_name=job.name, statuses=_UNFINISHED), limit=1)
+            dg.RunsFilter(job_name=job.name, statuses=UNFINISHED), limit=1)
         if busy:
             return dg.SkipReason(f"run {busy[0].dagster_run.run_id[:8]} of {job.name} has not finished yet "
                                  f"({busy[0].dagster_run.status.value.lower()})")

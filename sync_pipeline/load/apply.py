@@ -95,16 +95,19 @@ def apply_plan(conn: duckdb.DuckDBPyConnection, plan: Plan, writer: TargetWriter
                 _count(result, outcomes)
             done += len(chunk)
             progress(f"{plan.connection}/{plan.entity}: {done}/{total} written")
-            troubled = result.counts["failed"] + result.counts["unknown"]
-            if troubled > error_budget:
-                raise ErrorBudgetExceeded(
-                    f"{plan.connection}/{plan.entity}: {troubled} records rejected by the target or left unknown, "
-                    f"above the error budget of {error_budget}; first: {result.errors[0][0]}: {result.errors[0][1]}"
-                )
+            check_budget(f"{plan.connection}/{plan.entity}", result.counts["failed"] + result.counts["unknown"],
+                         error_budget, result.errors)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     return result
+
+
+def check_budget(where: str, troubled: int, error_budget: int, errors: list[tuple[str, str]]) -> None:
+    """Stop the run once more records than the connection's error budget were rejected or left unknown."""
+    if troubled > error_budget:
+        raise ErrorBudgetExceeded(f"{where}: {troubled} records rejected by the target or left unknown, above the "
+                                  f"error budget of {error_budget}; first: {errors[0][0]}: {errors[0][1]}")
 
 
 def send_chunk(chunk: list[PlanItem], writer: TargetWriter, pool: ThreadPoolExecutor | None,

@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from sync_pipeline.load.apply import ErrorBudgetExceeded, send_chunk
+from sync_pipeline.load.apply import check_budget, send_chunk
 from sync_pipeline.load.plan import PlanItem
 from sync_pipeline.load.twoway_sides import Side, answer_hashes, build_side
 from sync_pipeline.warehouse.db import read_sql, transaction
@@ -211,11 +211,8 @@ def _write_side(conn: duckdb.DuckDBPyConnection, spec: TwoWaySpec, key: str, lin
                 links.conflicts_recorded = 0
             done += len(chunk)
             progress(f"{spec.connection}/{spec.entity} → {side.system}: {done}/{len(rows)} written")
-            troubled = sum(c.get("failed", 0) + c.get("unknown", 0) for c in result.sides.values())
-            if troubled > error_budget:
-                raise ErrorBudgetExceeded(
-                    f"{spec.connection}/{spec.entity}: {troubled} records rejected or left unknown, above the error "
-                    f"budget of {error_budget}; first: {result.errors[0][0]}: {result.errors[0][1]}")
+            check_budget(f"{spec.connection}/{spec.entity}", result.total("failed") + result.total("unknown"),
+                         error_budget, result.errors)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -45,7 +47,24 @@ def _migrate(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute("INSERT INTO meta.schema_version VALUES (?)", [SCHEMA_VERSION])
 
 
+@cache
+def _schema_fingerprint() -> str:
+    """What a current file was set up from: the schema SQL, the migrations and the reference lists."""
+    parts = [read_sql("sync_pipeline.warehouse", "sql/schema.sql"), repr(sorted(MIGRATIONS.items())),
+             repr(sorted(ISO_4217)), repr(sorted(country_aliases().items()))]
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    """Bring the file's schema up to date. A file that records the fingerprint of this code's schema is
+    current: one query instead of the whole schema script on each of a run's connections."""
+    conn.execute(read_sql("sync_pipeline.warehouse", "sql/session.sql"))
+    try:
+        row = conn.execute("SELECT fingerprint FROM meta.schema_applied").fetchone()
+    except duckdb.CatalogException:
+        row = None
+    if row is not None and row[0] == _schema_fingerprint():
+        return
     _migrate(conn)
     conn.execute(read_sql("sync_pipeline.warehouse", "sql/schema.sql"))
     (have,) = conn.execute("SELECT count(*) FROM meta.currencies").fetchone()
@@ -58,6 +77,9 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute("DELETE FROM meta.countries")
         conn.execute("INSERT INTO meta.countries SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
                      [list(aliases), list(aliases.values())])
+    conn.execute("CREATE TABLE IF NOT EXISTS meta.schema_applied (fingerprint VARCHAR NOT NULL)")
+    conn.execute("DELETE FROM meta.schema_applied")
+    conn.execute("INSERT INTO meta.schema_applied VALUES (?)", [_schema_fingerprint()])
 
 
 @contextmanager

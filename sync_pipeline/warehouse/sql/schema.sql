@@ -1,6 +1,6 @@
--- Warehouse schema, created idempotently on every connection. Raw tables are per source system
--- (see raw.py); everything else is shared.
-SET TimeZone = 'UTC';  -- every timestamp the pipeline reasons about is UTC
+-- Warehouse schema, created idempotently when the file does not record this schema's fingerprint
+-- (warehouse/db.py). Raw tables are per source system (see raw.py); everything else is shared. What each
+-- connection needs of its own (time zone, temporary macros) is in session.sql.
 CREATE SCHEMA IF NOT EXISTS raw;
 CREATE SCHEMA IF NOT EXISTS staging;
 CREATE SCHEMA IF NOT EXISTS marts;
@@ -12,11 +12,6 @@ CREATE TABLE IF NOT EXISTS meta.currencies (code VARCHAR PRIMARY KEY);
 
 -- Spellings of countries (normalised by country_key) → ISO 3166-1 alpha-2 (warehouse/countries.py).
 CREATE TABLE IF NOT EXISTS meta.countries (alias VARCHAR PRIMARY KEY, code VARCHAR NOT NULL);
-
--- A value quoted in a quarantine reason: at most 40 characters of it, and its length when cut (a record
--- may carry a 1 MB "number"; the reason must stay readable).
-CREATE OR REPLACE TEMP MACRO quote_value(x) AS
-    '''' || left(x, 40) || CASE WHEN length(x) > 40 THEN '…'' (' || length(x) || ' characters)' ELSE '''' END;
 
 -- Incremental extraction cursors: the newest source `updated_at` seen per system and entity.
 -- When each raw table last changed in content (a re-read of identical records changes nothing): staging is
