@@ -72,6 +72,9 @@ def test_missing_env_names_file_key_and_variable(tmp_path):
     (("schedule", "hourly"), "connections.io_to_crm.schedule", "Input should be 'nightly', 'every_3_hours' or 'manual'"),
     (("deal_kinds", "[vat, invoice]"), "connections.io_to_crm.deal_kinds[1]", "unknown document kind; known: "),
     (("history_start", "2025-02-30"), "connections.io_to_crm.history_start", "day value is outside expected range"),
+    (("clients", "{winner: zoho}"), "connections.io_to_crm.clients.winner", "not a system of this connection; one of: fi, crm"),
+    (("clients", "{direction: sideways}"), "connections.io_to_crm.clients.direction", "'a_to_b', 'b_to_a' or 'both'"),
+    (("departments", "{7781: [1, 2]}"), "connections.io_to_crm.departments.7781", "a department id or name on each side"),
 ])
 def test_bad_connection_values_name_the_key(tmp_path, change, key, problem):
     p = _write(tmp_path, BASE + f"    {change[0]}: {change[1]}\n")
@@ -79,6 +82,16 @@ def test_bad_connection_values_name_the_key(tmp_path, change, key, problem):
         load_settings(p, env={"IO_TOKEN": "a", "CRM_TOKEN": "b"})
     assert str(e.value).startswith(f"{p}: {key}: ")
     assert problem in str(e.value)
+
+
+def test_two_way_options_default_to_both_ways_with_the_source_winning_and_accept_a_name_or_type(tmp_path):
+    env = {"IO_TOKEN": "a", "CRM_TOKEN": "b"}
+    conn = load_settings(_write(tmp_path, BASE), env=env).connections["io_to_crm"]
+    assert (conn.clients.direction, conn.update_deals, conn.departments) == ("both", True, {})
+    settings = load_settings(_write(tmp_path, BASE + "    clients: {winner: sugester}\n    departments: {7781: 301}\n"),
+                             env=env)
+    conn = settings.connections["io_to_crm"]
+    assert conn.winner_side(settings.systems) == "b" and conn.departments == {"7781": "301"}
 
 
 def test_unknown_system_reference(tmp_path):
