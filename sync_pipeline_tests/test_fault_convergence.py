@@ -1,5 +1,8 @@
-"""With 10 % 5xx, 10 % 429, 5 % connection resets and 2 % ghost writes on every simulator, repeated runs
-converge to exactly the fault-free result: the same records in every target, field by field (issue 7)."""
+"""With 10 % 5xx, 10 % 429, 5 % connection resets and 8 % ghost writes on every simulator, repeated runs
+converge to exactly the fault-free result: the same records in every target, field by field (issue 7).
+
+Ghost writes are drawn only for writes that were not refused (6 % of ~120 here): at 2 % a run sometimes drew
+none, and the check that every kind of fault bit failed although the sync converged."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from sync_pipeline_tests.conftest import TODAY, run_sync, shipped_config
 
 pytestmark = pytest.mark.e2e
 # Retry-After 0: the test waits no wall-clock seconds for 429s; the retry path is the same.
-FAULTS = FaultPlan(server_error=0.10, rate_limit=0.10, reset=0.05, ghost_write=0.02, retry_after=0, seed=7)
+FAULTS = FaultPlan(server_error=0.10, rate_limit=0.10, reset=0.05, ghost_write=0.08, retry_after=0, seed=7)
 MAX_RUNS = 8
 
 
