@@ -429,9 +429,38 @@ class SugesterSystem(_SystemBase):
         return (self.base_url or sugester_base_url(self.account or "")).rstrip("/")
 
 
-System = Annotated[FakturowniaSystem | ZohoInvoiceSystem | SugesterSystem | CustomerSuccessBoxSystem,
-                   Field(discriminator="type")]
-SourceSystem = FakturowniaSystem | ZohoInvoiceSystem
+class BillySystem(_SourceSystemBase):
+    """Billy (billy.dk) API v2: one organisation per access token (VENDOR_APIS §3)."""
+
+    type: Literal["billy"]
+    access_token: SecretStr
+    identifier: Literal["source_id"] = "source_id"   # the account id of its contacts: billy:<contact id>
+    page_size: int = Field(1000, ge=1, le=1000)
+    has_default_address: ClassVar[bool] = True
+
+    def resolved_base_url(self) -> str:
+        return (self.base_url or "https://api.billysbilling.com/v2").rstrip("/")
+
+
+class SimplyCrmSystem(_SystemBase):
+    """Simply CRM (vtiger webservice) on the instance's host: `account` is the subdomain of simply-crm.com, or set
+    `base_url` (VENDOR_APIS §4)."""
+
+    type: Literal["simply_crm"]
+    username: str = "admin"
+    access_key: SecretStr
+
+    @property
+    def is_source(self) -> bool:
+        return False
+
+    def resolved_base_url(self) -> str:
+        return (self.base_url or f"https://{self.account}.simply-crm.com").rstrip("/")
+
+
+System = Annotated[FakturowniaSystem | ZohoInvoiceSystem | SugesterSystem | CustomerSuccessBoxSystem | BillySystem
+                   | SimplyCrmSystem, Field(discriminator="type")]
+SourceSystem = FakturowniaSystem | ZohoInvoiceSystem | BillySystem
 _SYSTEM_TYPES = tuple(t for model in get_args(get_args(System)[0])
                       for t in get_args(model.model_fields["type"].annotation))
 
@@ -459,6 +488,14 @@ class ConnectionSettings(_Strict):
     update_deals: bool = True  # an invoice whose status or amount changes updates its deal (never re-created)
     # the source's department (id or name) → the target's (id or name); set: clients sync their department too
     departments: dict[str, str] = {}
+    # every two-way entity of the connection (Billy ↔ Simply CRM): a_to_b | b_to_a | both, or <system>_to_<system>
+    # with the connection's system names or types (simply_to_billy); unset: `clients.direction` for clients
+    direction: str | None = None
+    winner: str | None = None   # the system (name or type) whose values are kept when both sides changed
+    # standard, or per entity a list of field pairs {<source>: field, <target>: field} synced instead of the standard
+    # fields (references such as an invoice's customer and lines always sync)
+    mapping: Literal["standard"] | dict[str, tuple[dict[str, str], ...]] = "standard"
+    invoice_link: Literal["organisations", "contacts"] = "organisations"  # what a CRM invoice is attached to
 
     @field_validator("departments", mode="before")
     @classmethod
@@ -475,10 +512,28 @@ class ConnectionSettings(_Strict):
 
     def winner_side(self, systems: Mapping[str, Any]) -> str:
         """'a' or 'b': the side whose values are kept when both changed."""
-        w = self.clients.winner
+        w = self.winner or self.clients.winner
         if w is None or w in (self.source, systems[self.source].type):
             return "a"
         return "b"
+
+    def direction_code(self, systems: Mapping[str, Any]) -> str:
+        """a_to_b | b_to_a | both: `direction` in the source's (a) and target's (b) terms."""
+        d = self.direction
+        if d is None:
+            return self.clients.direction
+        if d in ("a_to_b", "b_to_a", "both"):
+            return d
+        frm, _, to = d.partition("_to_")
+        a = (self.source, systems[self.source].type)
+        return "a_to_b" if frm in a else "b_to_a"
+
+    def custom_fields(self, entity: str) -> tuple[tuple[str, str, str], ...]:
+        """(canonical name, source field, target field) of the entity's custom mapping; () for standard."""
+        if self.mapping == "standard" or entity not in self.mapping:
+            return ()
+        return tuple((f"{p[self.source]}|{p[self.target]}", p[self.source], p[self.target])
+                     for p in self.mapping[entity])
 
     @field_validator("metric_fields")
     @classmethod
@@ -554,6 +609,7 @@ class Settings(_Strict):
             if winner is not None and winner not in (conn.source, conn.target, src.type, tgt.type):
                 raise _At(f"not a system of this connection; one of: {conn.source}, {conn.target}",
                           "connections", name, "clients", "winner")
+            _check_two_way_options(name, conn, src, tgt)
             if conn.schedule is None:
                 from sync_pipeline.connectors.registry import connector_for  # the registry imports this module's users
 
@@ -584,6 +640,41 @@ class Settings(_Strict):
     def history_start_for(self, system: str) -> date | None:
         starts = [c.history_start for c in self.connections_for_source(system)]
         return min(starts) if starts else None
+
+
+def _check_two_way_options(name: str, conn: ConnectionSettings, src: Any, tgt: Any) -> None:
+    """`direction`, `winner` and a custom `mapping` name only this connection's systems, and fields they have."""
+    from sync_pipeline.connectors.registry import connector_for  # the registry imports this module's users
+
+    at = ("connections", name)
+    own = {conn.source: "a", src.type: "a", conn.target: "b", tgt.type: "b"}
+    if conn.winner is not None and conn.winner not in own:
+        raise _At(f"not a system of this connection; one of: {conn.source}, {conn.target}", *at, "winner")
+    if conn.direction is not None and conn.direction not in ("a_to_b", "b_to_a", "both"):
+        frm, _, to = conn.direction.partition("_to_")
+        if frm not in own or to not in own or own[frm] == own[to]:
+            raise _At(f"one of {conn.source}_to_{conn.target}, {conn.target}_to_{conn.source} or both", *at,
+                      "direction")
+    if conn.mapping == "standard":
+        return
+    for entity, pairs in conn.mapping.items():
+        sides = {role: next((s for s in connector_for(cfg.type).sides if s.entity == entity), None)
+                 for role, cfg in ((conn.source, src), (conn.target, tgt))}
+        if any(side is None for side in sides.values()):
+            known = [s.entity for s in connector_for(src.type).sides
+                     if any(t.entity == s.entity for t in connector_for(tgt.type).sides)]
+            raise _At(f"not an entity both systems sync; one of: {', '.join(known) or '(none)'}", *at, "mapping",
+                      entity)
+        for i, pair in enumerate(pairs):
+            if set(pair) != {conn.source, conn.target}:
+                raise _At(f"a pair of fields: {{{conn.source}: <field>, {conn.target}: <field>}}", *at, "mapping",
+                          entity, i)
+            for role, side in sides.items():
+                field = pair[role]
+                if not side.has_field(field):
+                    raise _At(f"{role} has no {entity} field {field!r}; its fields: {', '.join(sorted(side.fields))}"
+                              + (f" (and {side.field_pattern_help})" if side.field_pattern_help else ""),
+                              *at, "mapping", entity, i, role)
 
 
 def default_config_path() -> Path:

@@ -1,9 +1,11 @@
 """The Billy client on httpx.MockTransport (VENDOR_APIS §3): the access token header, paging by meta.paging,
-singular write roots answered with plural roots, include, and errorCode/errorMessage in the errors."""
+singular write roots answered with plural roots, include, errorCode/errorMessage in the errors, the union of change
+lists that stands in for a changed-since filter, and the writes that carry persons and lines."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -96,3 +98,101 @@ def test_get_reads_the_singular_root_and_ids_cannot_alter_the_path():
         client.get("users", "x")
     with pytest.raises(ValueError, match="page_size"):
         BillyClient(system="billy", access_token=TOKEN, page_size=1001)
+
+
+def invoices_page(records: list[dict]) -> httpx.Response:
+    paging = {"page": 1, "pageCount": 1, "pageSize": 1000, "total": len(records)}
+    return httpx.Response(200, json={"meta": {**META, "paging": paging}, "invoices": records})
+
+
+def test_changed_invoices_are_the_union_of_the_change_lists_each_invoice_once():
+    since = datetime(2026, 11, 20, 7, 30, 5, tzinfo=timezone(timedelta(hours=1)))  # 06:30:05 UTC
+    a, b, c, d, e, f = ({"id": x, "state": "approved"} for x in "ABCDEF")
+    lists = {  # what each change list answers; B, A and C come twice
+        ("minApprovedTime", "2026-11-20T06:30:05"): [a, b],
+        ("isPaid", "false"): [b | {"balance": 1}, c],
+        ("state", "draft"): [d],
+        ("minEntryDate", "2026-11-19"): [a, e],
+        ("minDueDate", "2026-08-22"): [c, f],  # 90 days before the cursor's date
+    }
+    requests: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        params = request.url.params
+        return invoices_page(next(v for (k, want), v in lists.items() if params.get(k) == want))
+
+    client = BillyClient(system="billy", access_token=TOKEN, transport=httpx.MockTransport(answer))
+    pages = list(client.iter_invoice_pages(updated_since=since))
+    assert pages == [[a, b], [c], [d], [e], [f]]  # the first copy of B wins; pages left empty are skipped
+    assert [dict(r.url.params) for r in requests] == [
+        {"minApprovedTime": "2026-11-20T06:30:05", "pageSize": "1000", "include": "invoice.lines:embed", "page": "1"},
+        {"state": "approved", "isPaid": "false", "pageSize": "1000", "include": "invoice.lines:embed", "page": "1"},
+        {"state": "draft", "pageSize": "1000", "include": "invoice.lines:embed", "page": "1"},
+        {"minEntryDate": "2026-11-19", "pageSize": "1000", "include": "invoice.lines:embed", "page": "1"},
+        {"minDueDate": "2026-08-22", "pageSize": "1000", "include": "invoice.lines:embed", "page": "1"},
+    ]
+    requests.clear()
+    lists[("include", "invoice.lines:embed")] = [a]
+    assert list(client.iter_invoice_pages()) == [[a]]  # no cursor: every invoice, one list
+    assert [set(r.url.params) for r in requests] == [{"pageSize", "include", "page"}]
+
+
+def test_a_contact_is_created_with_its_persons_and_answered_with_the_saved_ones():
+    contact = {"id": "Zk1oP3vYTn6sQ8dR4uW7xA", "name": "Nordlys ApS", "type": "company"}
+    ours = {"id": "p1", "contactId": contact["id"], "name": "Mette Lund", "email": "mette@nordlys.dk",
+            "isPrimary": True}
+    someone_elses = {"id": "p2", "contactId": "other", "name": "X", "email": None, "isPrimary": True}
+    server = Server(httpx.Response(200, json={"meta": META, "contacts": [contact],
+                                              "contactPersons": [someone_elses, ours]}))
+    body = {"name": "Nordlys ApS", "type": "company", "countryId": "DK",
+            "contactPersons": [{"name": "Mette Lund", "email": "mette@nordlys.dk", "isPrimary": True}]}
+    assert make_client(server).create_contact(body) == {**contact, "contactPersons": [ours]}
+    (request,) = server.requests
+    assert request.method == "POST" and json.loads(request.content) == {"contact": body}
+
+
+def test_a_contact_update_writes_its_primary_person_first_then_the_contact():
+    cid = "Zk1oP3vYTn6sQ8dR4uW7xA"
+    old = {"id": "p1", "contactId": cid, "name": "Mette Lund", "email": "mette@nordlys.dk", "isPrimary": True}
+    new = old | {"email": "mette.lund@nordlys.dk"}
+    persons = {"meta": {**META, "paging": {"page": 1, "pageCount": 1, "pageSize": 1000, "total": 1}},
+               "contactPersons": [old]}
+    server = Server(httpx.Response(200, json=persons),
+                    httpx.Response(200, json={"meta": META, "contactPersons": [new]}),
+                    httpx.Response(200, json={"meta": META, "contacts": [{"id": cid, "cityText": "Odense C"}],
+                                              "contactPersons": [new]}))
+    saved = make_client(server).update_contact(cid, {"cityText": "Odense C", "contactPersons": [
+        {"name": "Mette Lund", "email": "mette.lund@nordlys.dk", "isPrimary": True}]})
+    assert saved == {"id": cid, "cityText": "Odense C", "contactPersons": [new]}
+    assert [(r.method, r.url.path) for r in server.requests] == [
+        ("GET", "/v2/contactPersons"), ("PUT", "/v2/contactPersons/p1"), ("PUT", f"/v2/contacts/{cid}")]
+    assert server.requests[0].url.params["contactId"] == cid
+    assert json.loads(server.requests[1].content) == {"contactPerson": {"name": "Mette Lund",
+                                                                        "email": "mette.lund@nordlys.dk"}}
+    assert json.loads(server.requests[2].content) == {"contact": {"cityText": "Odense C"}}  # no persons: Billy ignores
+
+
+def test_an_invoice_is_created_as_a_draft_then_approved_and_answered_with_its_lines():
+    line = {"id": "l1", "invoiceId": "q7", "quantity": 4, "unitPrice": 1000}
+    draft = {"id": "q7", "state": "draft", "invoiceNo": None}
+    approved = {"id": "q7", "state": "approved", "invoiceNo": "1042", "approvedTime": "2026-11-20T06:00:02"}
+    server = Server(httpx.Response(200, json={"meta": META, "invoices": [draft], "invoiceLines": [line]}),
+                    httpx.Response(200, json={"meta": META, "invoices": [approved], "invoiceLines": [line]}))
+    record = {"contactId": "c1", "entryDate": "2026-11-20", "externalId": "simply:16x9", "state": "approved",
+              "lines": [{"quantity": 4, "unitPrice": 1000}]}
+    assert make_client(server).create_invoice(record) == {**approved, "lines": [line]}
+    post, put = server.requests
+    assert json.loads(post.content) == {"invoice": {**record, "state": "draft"}}
+    assert (put.method, put.url.path, json.loads(put.content)) == (
+        "PUT", "/v2/invoices/q7", {"invoice": {"state": "approved"}})
+
+
+def test_the_organisation_is_read_once_and_check_connection_reads_it_again():
+    org = {"id": "hT4mXr8sQ0uJ1yF5bW2c9A", "name": "Nordlys Demo ApS", "baseCurrencyId": "DKK"}
+    server = Server(httpx.Response(200, json={"meta": META, "organization": org}))
+    client = make_client(server)
+    assert client.organization_id() == client.organization_id() == org["id"]
+    assert len(server.requests) == 1
+    assert client.check_connection() == "organisation Nordlys Demo ApS (DKK)"
+    assert len(server.requests) == 2

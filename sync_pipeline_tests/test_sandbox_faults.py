@@ -113,7 +113,7 @@ def test_fault_specs_per_simulator_merge_and_validate_names():
     assert plans == {"*": FaultPlan(server_error=0.1, reset=0.05),
                      "sugester": FaultPlan(ghost_write=0.02, seed=4)}
     with pytest.raises(ValueError, match="unknown simulator"):
-        parse_fault_specs(["billy:reset=0.1"])
+        parse_fault_specs(["xero:reset=0.1"])
 
 
 def test_every_simulator_name_is_known_to_the_plans(sandbox):
@@ -315,7 +315,7 @@ def test_http_control_changes_the_plans_at_run_time(sandbox, http):
 
     bad = http.post(control, json={"sugester": {"resett": 0.5}})
     assert bad.status_code == 422 and "unknown fault kind" in bad.json()["message"]
-    assert http.post(control, json={"billy": {}}).status_code == 422
+    assert http.post(control, json={"xero": {}}).status_code == 422
     assert http.post(control, json=[1]).status_code == 400
     assert sandbox.sugester.fault_plan == FaultPlan(reset=1, seed=9)  # a refused change changes nothing
 
@@ -370,7 +370,7 @@ def test_sync_yaml_faults_reach_the_simulators(tmp_path, monkeypatch, http):
     ("{sugester: {servr_error: 0.1}}", "sandbox.faults.sugester: unknown fault kind"),
     ("{sugester: {reset: 7.25}}", "sandbox.faults.sugester: reset: a share must be a number from 0 to 1"),
     ("{sugester: {reset: s3cr3t-7.25}}", "sandbox.faults.sugester: reset: must be a number"),
-    ("{billy: {reset: 0.1}}", "sandbox.faults.billy.[key]: unknown simulator"),
+    ("{xero: {reset: 0.1}}", "sandbox.faults.xero.[key]: unknown simulator"),
 ])
 def test_sync_yaml_fault_errors_name_the_key_not_the_value(tmp_path, faults, message):
     with pytest.raises(ConfigError) as caught:

@@ -87,7 +87,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from sync_pipeline.cli.local import ensure_dagster_home
-    from sync_pipeline.cli.status import connection_status, render
+    from sync_pipeline.cli.status import connection_status, render, render_systems, system_statuses
     from sync_pipeline.config import load_settings
     from sync_pipeline.dead_runs import close_dead_runs
 
@@ -96,8 +96,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     instance = dg.DagsterInstance.get()
     close_dead_runs(instance, say=lambda line: print(line, file=sys.stderr))  # never show a dead run as Running
     statuses = connection_status(instance, load_settings(config_path, strict=False))
-    print(json.dumps(statuses, indent=2, default=str) if args.json else render(statuses))
-    return 0
+    systems = None if args.no_systems else system_statuses(config_path)
+    if args.json:
+        out = {"connections": statuses, **({"systems": [s.as_dict() for s in systems]} if systems is not None else {})}
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        print(render(statuses) + (f"\n{render_systems(systems)}" if systems is not None else ""))
+    return 1 if args.check and systems and not all(s.ok for s in systems) else 0
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
@@ -196,9 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     unmatched.add_argument("--json", action="store_true")
     unmatched.set_defaults(func=_cmd_unmatched)
 
-    status = sub.add_parser("status", help="per connection, the last run: result, when, how long, counts, first error")
+    status = sub.add_parser("status", help="per connection, the last run: result, when, how long, counts, first error; "
+                                           "per system, a live connection check")
     _config_arg(status)
     status.add_argument("--json", action="store_true")
+    status.add_argument("--check", action="store_true",
+                        help="exit with 1 when a system's connection check fails (for monitoring)")
+    status.add_argument("--no-systems", action="store_true",
+                        help="only the run log: no connection check (no API call)")
     status.set_defaults(func=_cmd_status)
 
     from sync_pipeline.sandbox.options import add_sandbox_arguments
@@ -246,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sync_pipeline.cli.backfill import add_backfill_parser
 
     add_backfill_parser(sub, _config_arg)
+
+    from sync_pipeline.cli.sync_record import add_sync_record_parser
+
+    add_sync_record_parser(sub, _config_arg)
     return parser
 
 

@@ -56,9 +56,10 @@ def _sandbox_settings(config_path: Path) -> Settings | None:
 
 
 @contextmanager
-def sandbox_if_configured(config_path: Path) -> Iterator[object | None]:
+def sandbox_if_configured(config_path: Path, *, save_state: bool = True) -> Iterator[object | None]:
     """Serve the simulators for the run when the configuration is a sandbox one and nobody else
-    serves them already (SYNC_SANDBOX_URL unset)."""
+    serves them already (SYNC_SANDBOX_URL unset). `save_state=False`: their state file is read but not
+    written back (a command that changes nothing must not overwrite what another sandbox saved)."""
     settings = _sandbox_settings(config_path)
     if settings is None or os.environ.get(SANDBOX_URL_VAR):
         yield None
@@ -81,7 +82,10 @@ def sandbox_if_configured(config_path: Path) -> Iterator[object | None]:
         state_file=settings.resolve_path(sb.state_file) if sb.state_file else None,
         faults=sb.faults,
         **tokens,
-    ).start()
+    )
+    if not save_state:
+        sandbox.state_file = None  # restored from it already; stop() saves only to a state_file
+    sandbox.start()
     os.environ[SANDBOX_URL_VAR] = sandbox.url
     try:
         yield sandbox

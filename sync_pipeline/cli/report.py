@@ -113,7 +113,7 @@ def two_way_line(entity: str, counts: dict[str, Any], *, dry_run: bool = False) 
                       + "".join(f", {k} {c[k]}" for k in ("adopted", "failed", "unknown") if c.get(k))
                       for system, c in counts["per_side"].items())
     pairs = ", ".join(f"{k.replace('_', ' ')} {counts[k]}" for k in
-                      ("unchanged", "linked", "conflicts", "deletions_flagged", "ambiguous", "divergent")
+                      ("unchanged", "linked", "conflicts", "deletions_flagged", "ambiguous", "divergent", "blocked")
                       if counts.get(k) or k in ("unchanged", "conflicts", "deletions_flagged"))
     line = f"  {entity:<8} {sides}; {pairs}"
     for system, departments in (counts.get("departments_unmapped") or {}).items():

@@ -1,8 +1,11 @@
-"""The integration log: per connection, its last run from the Dagster instance (`sync-pipeline status`)."""
+"""`sync-pipeline status`: the integration log (per connection, its last run from the Dagster instance), then each
+configured system's live connection check (system_status.py)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -13,7 +16,7 @@ from sync_pipeline.cli.report import (
     first_error,
     load_counts,
 )
-from sync_pipeline.config import Settings
+from sync_pipeline.config import Settings, load_settings
 from sync_pipeline.connectors.registry import target_entities
 
 _WORDS = {"SUCCESS": "Successful", "FAILURE": "Failed", "CANCELED": "Failed", "STARTED": "Running",
@@ -73,3 +76,34 @@ def render(statuses: list[dict[str, Any]]) -> str:
         if run["first_error"]:
             lines.append(f"  first error: {run['first_error']}")
     return "\n".join(lines)
+
+
+def render_systems(statuses: list) -> str:
+    """The live connection check of each system (SystemStatus), one line each; a red one's client message below."""
+    lines = ["systems (live check: one authenticated call each)"]
+    width = max((len(s.system) for s in statuses), default=0)
+    for s in statuses:
+        mark = "● OK    " if s.ok else "✗ FAILED"
+        lines.append(f"  {s.system:<{width}}  {mark}  {s.detail} ({s.seconds:.2f} s)")
+        if s.error:
+            lines.append(f"  {'':<{width}}            {s.error}")
+    if not statuses:
+        lines.append("  no system configured")
+    return "\n".join(lines)
+
+
+def system_statuses(config_path: Path) -> list:
+    """Each configured system's live connection check; with the sandbox configuration, against simulators served
+    for the command (their saved state is read, never written: a sandbox of `dev` may be saving it)."""
+    from sync_pipeline.cli.local import sandbox_if_configured
+    from sync_pipeline.system_status import check_systems
+
+    http_log = logging.getLogger("sync_pipeline.http")
+    level = http_log.level
+    http_log.setLevel(logging.ERROR)  # a red check's retry warning: its line says what went wrong
+    try:
+        with sandbox_if_configured(config_path, save_state=False):
+            # `${ENV}` references left unset make their own system red, with the variable's name
+            return check_systems(load_settings(config_path, strict=False))
+    finally:
+        http_log.setLevel(level)

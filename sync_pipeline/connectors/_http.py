@@ -39,6 +39,10 @@ def _rebuild(cls: type, state: dict) -> ApiError:
 class ApiError(Exception):
     """Base of every client error; `str()` is a redacted message naming the system and the endpoint."""
 
+    # host[:port] of the server, on connection and timeout errors: which server could not be reached (for
+    # clients that talk to two, such as Zoho's accounts and API servers); never a path or a query
+    host: str | None = None
+
     def __init__(self, message: str, *, system: str, endpoint: str) -> None:
         super().__init__(message)
         self.message = message
@@ -391,12 +395,16 @@ class HttpApi:
         # httpx texts may embed the URL; keep the exception type and a redacted, query-free detail only.
         detail = _excerpt(self.redact(re.sub(r"\?\S*", "?…", str(exc))), 200)
         reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-        return _Failure(
-            build=lambda attempts: cls(
-                f"{self.system}: {endpoint} {what}{_after(attempts)} ({reason})", system=self.system, endpoint=endpoint
-            ),
-            retryable=retryable, reason=reason,
-        )
+        url = self._client.base_url
+        host = f"{url.host}:{url.port}" if url.port else url.host
+
+        def build(attempts: int) -> ApiError:
+            error = cls(f"{self.system}: {endpoint} {what}{_after(attempts)} ({reason})", system=self.system,
+                        endpoint=endpoint)
+            error.host = host
+            return error
+
+        return _Failure(build=build, retryable=retryable, reason=reason)
 
     def _parse_body(self, response: httpx.Response, endpoint: str, idempotent: bool) -> tuple[Any] | _Failure:
         content = response.content

@@ -8,6 +8,7 @@ Adding a vendor is one folder under `connectors/` and one line in `_CONNECTORS`.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -33,6 +34,9 @@ class Stream:
     # client method yielding every record's id (and what else it returns) with no filter: the full key scan
     # that shows which records were deleted at the source (run when due, see `key_scan_every`)
     scan: str | None = None
+    # the scan returns whole records (an API with no field selection, such as Billy's): they are landed too, so
+    # what changed without a timestamp (an old invoice paid late) is caught by the scan
+    scan_lands: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,32 @@ class RecordSide:
     `mapping_sql` to the canonical columns (the `_clients` shape of staging), and a writer when it can be
     written. A system that is not a source reads its side through `stream` (landed, never staged)."""
 
-    entity: str                                             # clients
-    mapping_sql: str                                        # file in the connector's folder producing _clients
-    writer: Callable[[Any], Any] | None = None              # api client -> SideWriter; None: read only
+    entity: str                                             # the two-way entity (load/entities.py): clients, ...
+    mapping_sql: str                                        # file in the connector's folder producing `output`
+    # (api client[, connection settings]) -> SideWriter; None: read only
+    writer: Callable[..., Any] | None = None
     stream: Stream | None = None                            # for a system that is not a source
+    raw: str | None = None                                  # the raw entity it reads (default: `entity`)
+    output: str = "_clients"                                # the table its mapping SQL creates
+    # the vendor's fields a custom mapping may name (VENDOR_APIS), and a pattern for custom fields (cf_123)
+    fields: frozenset[str] = frozenset()
+    field_pattern: str | None = None
+    field_pattern_help: str = ""
+    # what the mapping SQL needs from the connection (e.g. {invoice_link}): connection settings -> placeholders
+    placeholders: Callable[[Any], Mapping[str, str]] | None = None
+    # (api client, id) -> the record as a list read lands it, or None when this system has no such record of this
+    # entity: one record on demand (sync-record)
+    fetch: Callable[[Any, str], dict | None] | None = None
+    # api client -> the fields this instance really has (custom fields differ per instance): a custom mapping is
+    # checked against it when a run starts, beyond the documented fields checked at load
+    live_fields: Callable[[Any], set[str]] | None = None
+
+    @property
+    def raw_entity(self) -> str:
+        return self.raw or (self.stream.entity if self.stream is not None else self.entity)
+
+    def has_field(self, name: str) -> bool:
+        return name in self.fields or bool(self.field_pattern and re.fullmatch(self.field_pattern, name))
 
 
 @dataclass(frozen=True)
@@ -119,6 +145,8 @@ _CONNECTORS = (
     "sync_pipeline.connectors.zoho_invoice.connector",
     "sync_pipeline.connectors.sugester.connector",
     "sync_pipeline.connectors.customersuccessbox.connector",
+    "sync_pipeline.connectors.billy.connector",
+    "sync_pipeline.connectors.simply_crm.connector",
 )
 
 
@@ -163,6 +191,17 @@ def target_entities(system_type: str) -> tuple[TargetEntity, ...]:
 def side_of(system_type: str, entity: str) -> RecordSide | None:
     """The system's side of a two-way entity, or None when it has none."""
     return next((s for s in connector_for(system_type).sides if s.entity == entity), None)
+
+
+def side_streams(system_type: str) -> tuple[Stream, ...]:
+    """The streams a system's two-way sides read beyond its source streams (each once: two sides may share one)."""
+    connector = connector_for(system_type)
+    own = {s.asset for s in connector.source.streams} if connector.source else set()
+    out: dict[str, Stream] = {}
+    for side in connector.sides:
+        if side.stream is not None and side.stream.asset not in own:
+            out.setdefault(side.stream.asset, side.stream)
+    return tuple(out.values())
 
 
 def build_client(system: Any) -> HttpApi:

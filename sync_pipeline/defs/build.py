@@ -12,10 +12,12 @@ from sync_pipeline.defs.checks import build_metrics_checks, build_staging_checks
 from sync_pipeline.defs.extract import build_extract_assets, build_side_assets, side_keys
 from sync_pipeline.defs.load import build_load_assets, load_keys
 from sync_pipeline.defs.metrics import build_metrics_assets
+from sync_pipeline.defs.record import build_record_job
 from sync_pipeline.defs.resources import RunOptions, SyncSettings
 from sync_pipeline.defs.schedules import build_connection_job, build_history_job, build_schedule
 from sync_pipeline.defs.sensors import close_dead_runs_sensor
 from sync_pipeline.defs.staging import build_staging_assets
+from sync_pipeline.defs.status import build_status_defs
 from sync_pipeline.defs.user_pairing import build_user_pairing_assets, user_pairing_keys
 
 
@@ -32,12 +34,14 @@ def _connection_defs(settings: Settings, name: str) -> dg.Definitions:
     # the user pairing report rides along with every sync of the connection
     loads = load_keys(conn, target_type)
     pairing = user_pairing_keys(conn, source_type, target_type)
-    sides = side_keys(settings.systems[conn.target])  # the target's side of two-way entities (its clients)
+    # the two-way sides' own reads on either system (the target's clients, Billy's products)
+    sides = [*side_keys(settings.systems[conn.source]), *side_keys(settings.systems[conn.target])]
     job = build_connection_job(conn, settings.systems[conn.source], [*sides, *loads, *pairing])
     schedule = build_schedule(conn, job)
     assets = [*build_load_assets(conn, settings), *build_user_pairing_assets(conn, source_type, target_type, loads)]
     backfill = build_backfill_job(conn, settings.systems[conn.source], job.selection, loads)  # sync-pipeline backfill
-    return dg.Definitions(assets=assets, jobs=[job, backfill],
+    record = build_record_job(conn, settings)  # one record on demand (sync-record)
+    return dg.Definitions(assets=assets, jobs=[job, backfill, *([record] if record else [])],
                           schedules=[schedule] if schedule else [])
 
 
@@ -63,7 +67,8 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         shared,
         *[_source_defs(settings, n) for n in settings.source_systems],
         *[_connection_defs(settings, n) for n in settings.connections],
-        # each target's two-way sides (Sugester's clients), once per system
+        build_status_defs(settings, config_path),  # each system's API and its connection check
+        # the two-way sides' own reads (Sugester's clients, Billy's products), once per system
         *[dg.Definitions(assets=build_side_assets(settings.systems[t]))
-          for t in sorted({c.target for c in settings.connections.values()})],
+          for t in sorted({n for c in settings.connections.values() for n in (c.source, c.target)})],
     )

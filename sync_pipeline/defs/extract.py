@@ -10,7 +10,7 @@ from dagster_duckdb import DuckDBResource
 from sync_pipeline.config import SourceSystem
 from sync_pipeline.connectors._http import ApiError
 from sync_pipeline.connectors._prefetch import prefetched
-from sync_pipeline.connectors.registry import Stream, connector_for, source_of
+from sync_pipeline.connectors.registry import Stream, side_streams, source_of
 from sync_pipeline.defs.resources import SyncSettings, warehouse
 from sync_pipeline.warehouse.raw import DEFAULT_CLOCK_SKEW, LandingStats, RawLanding, read_cursor
 from sync_pipeline.warehouse.scans import page_keys, record_scan, scan_due
@@ -68,8 +68,14 @@ def _incremental_asset(system, stream: Stream, description: str, *, staged: bool
             meta = _landing_metadata(stats, pages, since)
             if stream.scan and (since is None or scan_due(conn, name, entity, current.key_scan_every)):
                 if since is not None:
+                    full = (RawLanding(conn, system=name, entity=entity, run_id=context.run.run_id, keys=keys,
+                                       max_clock_skew=skew, journal=staged) if stream.scan_lands else None)
                     for page in prefetched(getattr(api, stream.scan)()):
                         seen.extend(page_keys(page, keys.id))
+                        if full is not None:
+                            full.add_page(page)
+                    if full is not None:
+                        meta["records_changed_in_scan"] = full.commit(advance_cursor=False).changed
                 found = record_scan(conn, system=name, entity=entity, keys=seen, run_id=context.run.run_id,
                                     started_at=started)
                 context.log.info(f"{name}/{entity}: key scan found {found} records "
@@ -140,13 +146,13 @@ def extract_keys(system: SourceSystem) -> list[dg.AssetKey]:
 
 
 def build_side_assets(system) -> list[dg.AssetsDefinition]:
-    """For a system that is no source: the raw reads of its two-way sides (`<system>/clients`), never staged."""
-    return [_incremental_asset(system, side.stream, f"{side.entity.capitalize()} of {system.name} changed since the "
+    """The raw reads of a system's two-way sides that are no source stream (`<system>/clients` of Sugester,
+    `<system>/products` of Billy), never staged."""
+    return [_incremental_asset(system, stream, f"{stream.entity.capitalize()} of {system.name} changed since the "
                                "last run, read for the two-way sync (never staged), with a nightly full key scan "
                                "that shows deletions.", staged=False)
-            for side in connector_for(system.type).sides if side.stream is not None]
+            for stream in side_streams(system.type)]
 
 
 def side_keys(system) -> list[dg.AssetKey]:
-    return [dg.AssetKey([system.name, side.stream.asset]) for side in connector_for(system.type).sides
-            if side.stream is not None]
+    return [dg.AssetKey([system.name, stream.asset]) for stream in side_streams(system.type)]

@@ -67,6 +67,9 @@ class RunOptions(dg.ConfigurableResource):
 
     as_of: str = ""              # YYYY-MM-DD; empty: today (UTC). Schedules set it to the tick's date.
     dry_run: bool | None = None  # True: plan only, write nothing; None: each connection's `dry_run` in sync.yaml
+    # one record on demand (<connection>_record_job, sync-record): its two-way entity and its id on either side
+    record_entity: str = ""
+    record_id: str = ""
 
     def as_of_date(self) -> date:
         return date.fromisoformat(self.as_of) if self.as_of else datetime.now(timezone.utc).date()
@@ -75,11 +78,14 @@ class RunOptions(dg.ConfigurableResource):
         return configured if self.dry_run is None else self.dry_run
 
 
-def run_options_config(*, as_of: date | str | None = None, dry_run: bool | None = None) -> dict:
-    """Run config setting the run's options (CLI runs, schedules, tests)."""
+def run_options_config(*, as_of: date | str | None = None, dry_run: bool | None = None,
+                       record: tuple[str, str] | None = None) -> dict:
+    """Run config setting the run's options (CLI runs, schedules, tests); `record`: (entity, id)."""
     config: dict[str, Any] = {"as_of": as_of.isoformat() if isinstance(as_of, date) else (as_of or "")}
     if dry_run is not None:
         config["dry_run"] = dry_run
+    if record is not None:
+        config["record_entity"], config["record_id"] = record
     return {"resources": {"run_options": {"config": config}}}
 
 

@@ -24,15 +24,19 @@ from typing import Any
 
 import duckdb
 
+from sync_pipeline.connectors._side_writer import VENDOR_FIELDS
 from sync_pipeline.load.apply import check_budget, send_chunk
+from sync_pipeline.load.entities import EntityModel, entity_model
 from sync_pipeline.load.plan import PlanItem
+from sync_pipeline.load.twoway_refs import key_to_id, keys_to_ids
 from sync_pipeline.load.twoway_sides import Side, answer_hashes, build_side
 from sync_pipeline.warehouse.db import read_sql, transaction
 
 TABLE = "_tw"
 _CHUNK = 100
 SIDE_COUNTS = ("created", "updated", "adopted", "failed", "unknown")
-PAIR_COUNTS = ("unchanged", "linked", "converged", "conflicts", "deletions_flagged", "ambiguous", "divergent")
+PAIR_COUNTS = ("unchanged", "linked", "converged", "conflicts", "deletions_flagged", "ambiguous", "divergent",
+               "blocked")
 _VERB = {"create": "created", "update": "updated", "adopt": "adopted", "fail": "failed", "unknown": "unknown"}
 
 
@@ -51,6 +55,10 @@ class TwoWaySpec:
     def side(self, key: str) -> Side:
         return self.a if key == "a" else self.b
 
+    @property
+    def model(self) -> EntityModel:
+        return entity_model(self.entity)
+
 
 @dataclass
 class TwoWayResult:
@@ -68,12 +76,13 @@ class TwoWayResult:
 def compute_plan(conn: duckdb.DuckDBPyConnection, spec: TwoWaySpec, result: TwoWayResult | None = None) -> Counter:
     """Both sides as canonical rows, then the plan in the temp table `_tw`; returns the count per action."""
     for side in (spec.a, spec.b):
-        unmapped = build_side(conn, side, spec.fields, spec.departments)
+        unmapped = build_side(conn, side, spec)
         if unmapped and result is not None:
             result.unmapped_departments[side.system] = unmapped
+    rules = [r.label for r in spec.model.match] + ["-", "-"]
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {TABLE} AS " + read_sql("sync_pipeline.load", "sql/twoway_plan.sql"),
                  {"connection": spec.connection, "entity": spec.entity, "a_to_b": spec.a_to_b,
-                  "b_to_a": spec.b_to_a, "winner": spec.winner})
+                  "b_to_a": spec.b_to_a, "winner": spec.winner, "rule_1": rules[0], "rule_2": rules[1]})
     return Counter(dict(conn.execute(f"SELECT action, count(*) FROM {TABLE} GROUP BY action").fetchall()))
 
 
@@ -89,7 +98,7 @@ def apply_twoway(conn: duckdb.DuckDBPyConnection, spec: TwoWaySpec, *, run_id: s
     _collect_examples(conn, spec, result)
     p = result.planned
     result.counts.update(unchanged=p["unchanged"], ambiguous=p["ambiguous"], divergent=p["divergent"],
-                         linked=p["link"], converged=p["converge"])
+                         linked=p["link"], converged=p["converge"], blocked=p["blocked"])
     result.counts["conflicts"] = _count(conn, "conflict IS NOT NULL AND action LIKE 'update_%'")
     result.counts["deletions_flagged"] = p["deleted_a"] + p["deleted_b"]
     if dry_run:
@@ -118,6 +127,7 @@ def _collect_examples(conn: duckdb.DuckDBPyConnection, spec: TwoWaySpec, result:
         "deletions": "action IN ('deleted_a', 'deleted_b')",
         "ambiguous": "action = 'ambiguous'",
         "divergent": "action = 'divergent'",
+        "blocked": "action = 'blocked'",
     }
     names = {"a": spec.a.system, "b": spec.b.system}
     for kind, where in queries.items():
@@ -171,7 +181,7 @@ class _Answering:
         self.answers[item.our_key] = self.writer.update(target_id, item.payload)
 
     def find(self, item: PlanItem) -> str | None:
-        record = self.writer.find(item.our_key)
+        record = self.writer.find(item.our_key, item.payload)
         if record is None:
             return None
         self.answers[item.our_key] = record
@@ -189,13 +199,16 @@ def _write_side(conn: duckdb.DuckDBPyConnection, spec: TwoWaySpec, key: str, lin
     if side.writer is None:  # a read-only side: the direction should have prevented this
         raise RuntimeError(f"{spec.connection}/{spec.entity}: {side.system} cannot be written")
     writer = _Answering(side.writer())
+    refs = [r for r in spec.model.refs if r.field in spec.fields]
+    ids = key_to_id(conn, spec.connection, key, refs)
     counts = result.sides[side.system]
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="write") if concurrency > 1 else None
     done = 0
     try:
         for start in range(0, len(rows), max(_CHUNK, 4 * concurrency)):
             chunk = rows[start:start + max(_CHUNK, 4 * concurrency)]
-            items = [PlanItem(our_key, action.split("_")[0], _outgoing(spec, key, json.loads(fields)), "", target_id)
+            items = [PlanItem(our_key, action.split("_")[0],
+                              keys_to_ids(_outgoing(spec, key, json.loads(fields)), refs, ids), "", target_id)
                      for our_key, _a, _b, _o, action, _c, fields, target_id in chunk]
             links.intend(key, chunk)
             outcomes: list = []
@@ -219,10 +232,14 @@ def _write_side(conn: duckdb.DuckDBPyConnection, spec: TwoWaySpec, key: str, lin
 
 
 def _outgoing(spec: TwoWaySpec, key: str, fields: dict) -> dict:
-    """Fields as the side `key` takes them: a department goes back into the source's terms."""
+    """Fields as the side `key` takes them: a department goes back into the source's terms; a custom mapping's
+    fields go under VENDOR_FIELDS in the written system's names."""
     if spec.departments is not None and key == "a" and "department" in fields:
         back = {b: a for a, b in spec.departments.items()}
         fields = {**fields, "department": back.get(fields["department"])}
+    custom = spec.side(key).custom
+    if custom:
+        fields = {**fields, VENDOR_FIELDS: {vendor: fields.get(name) for name, vendor in custom}}
     return fields
 
 
@@ -279,8 +296,7 @@ class _Links:
         side = spec.side(key)
         answered = {o.our_key: answers[o.our_key] for o in outcomes if o.our_key in answers
                     and isinstance(answers[o.our_key], dict) and "id" in answers[o.our_key]}
-        hashes = answer_hashes(self.conn, side, spec.fields, list({str(a["id"]): a for a in answered.values()}.values()),
-                               spec.departments)
+        hashes = answer_hashes(self.conn, side, spec, list({str(a["id"]): a for a in answered.values()}.values()))
         ok = [o for o in outcomes if o.action in ("create", "update", "adopt")]
         # a record found after a lost create whose update was refused: it exists, keep its id
         found = [o for o in outcomes if o.action == "fail" and o.target_id and o.our_key in answered]

@@ -1,5 +1,6 @@
 """Each side of a two-way entity as one canonical row per record (`_side_a`, `_side_b`): the vendor's mapping SQL
-over its raw table, the mapped fields as JSON, their content hash, and the keys the match rules compare.
+over its raw table (plus the connection's custom fields), references put in the links' terms, the mapped fields as
+JSON, their content hash, and the values the match rules compare.
 
 The same mapping hashes what a system answered to our write (`answer_hashes`), so the hash a link stores for
 that side is the record as the system keeps it: a system that trims or reformats a value does not make our own
@@ -14,10 +15,15 @@ from typing import Any
 
 import duckdb
 
+from sync_pipeline.load.entities import EntityModel
+from sync_pipeline.load.twoway_refs import refs_to_keys
 from sync_pipeline.warehouse.raw import ensure_raw_table
 
 
-def sql_literal(value: str) -> str:
+def sql_literal(value: str | bool) -> str:
+    """A placeholder's value as SQL (values from code and validated settings only)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -28,13 +34,15 @@ class Side:
     key: str                                    # a (the connection's source) | b (its target)
     system: str                                 # the system's name in sync.yaml
     label: str                                  # how people call it ("Sugester")
-    entity: str                                 # raw entity (clients)
-    mapping_sql: str                            # produces _clients from {clients}; other placeholders below
+    entity: str                                 # raw entity (clients, contacts, invoices)
+    mapping_sql: str                            # produces `output` from {clients} / {raw}; other placeholders below
     placeholders: Mapping[str, str]             # {instance} {system_type} {identifier} ... as quoted literals
     writer: Callable[[], Any] | None = None     # -> SideWriter; None: this side is never written
+    output: str = "_clients"                    # the table the mapping SQL creates
+    custom: tuple[tuple[str, str], ...] = ()    # (canonical name, the vendor's field) of a custom mapping
 
     def render(self, table: str) -> str:
-        return self.mapping_sql.format(clients=table, **self.placeholders)
+        return self.mapping_sql.format(clients=table, raw=table, **self.placeholders)
 
 
 def placeholders_for(system_cfg: Any) -> dict[str, str]:
@@ -48,8 +56,35 @@ def placeholders_for(system_cfg: Any) -> dict[str, str]:
 
 
 def fields_json(fields: Sequence[str]) -> str:
-    """SQL for the mapped fields of a `_clients` row as one JSON object, keys in the given order."""
-    return "CAST(json_object(" + ", ".join(f"'{f}', {f}" for f in fields) + ") AS VARCHAR)"
+    """SQL for the mapped fields of a mapped row as one JSON object, keys in the given order."""
+    return "CAST(json_object(" + ", ".join(f"'{f}', {_quoted(f)}" for f in fields) + ") AS VARCHAR)"
+
+
+def _custom_columns(conn: duckdb.DuckDBPyConnection, side: Side) -> None:
+    """A custom mapping's fields, read from the record as the vendor sent it (text; blank is no value)."""
+    if not side.custom:
+        return
+    have = {r[0] for r in conn.execute(f"DESCRIBE {side.output}").fetchall()}
+    replaced = [name for name, _ in side.custom if name in have]
+    keep = f"* EXCLUDE ({', '.join(_quoted(n) for n in replaced)})" if replaced else "*"
+    cols = ", ".join(f"nullif(trim(CAST(json_extract_string(payload, {sql_literal('$.' + vendor)}) AS VARCHAR)), '') "
+                     f"AS {_quoted(name)}" for name, vendor in side.custom)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {side.output} AS SELECT {keep}, {cols} FROM {side.output}")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def map_side(conn: duckdb.DuckDBPyConnection, side: Side, table: str, model: EntityModel | None, connection: str,
+             fields: Sequence[str]) -> None:
+    """Run the side's mapping over `table`, add the custom fields, and put references in the links' terms
+    (a reference not linked yet leaves the record `blocked`, with the reason)."""
+    conn.execute(side.render(table))
+    _custom_columns(conn, side)
+    conn.execute(f"ALTER TABLE {side.output} ADD COLUMN IF NOT EXISTS blocked VARCHAR")
+    if model is not None:
+        refs_to_keys(conn, side.output, side.key, connection, [r for r in model.refs if r.field in fields])
 
 
 _SIDE_SQL = """
@@ -60,52 +95,60 @@ SELECT source_id AS id,
        ref_key,                                        -- the key found in its own external-id field
        {fields} AS fields,
        md5({fields}) AS hash,
-       nullif(regexp_replace(upper(regexp_replace(coalesce(tax_id, ''), '[^0-9A-Za-z]', '', 'g')),
-                             '^[A-Z]{{2}}([0-9])', '\\1'), '') AS tax_norm,
-       nullif(lower(trim(email)), '') AS email_norm,
+       {match_1} AS match_1,                           -- the entity's match rules (load/entities.py)
+       {match_2} AS match_2,
+       blocked,                                        -- why it cannot sync yet (a reference not linked)
        -- a record the latest full key scan did not find, and not landed since, was deleted in its system
        NOT EXISTS (SELECT 1 FROM sync.scans WHERE system = {instance} AND entity = {entity})
            OR source_id IN (SELECT record_key FROM sync.scan_keys WHERE system = {instance} AND entity = {entity})
            OR source_id IN (SELECT r.record_key FROM {raw} r JOIN sync.scans s ON s.system = {instance}
                             AND s.entity = {entity} WHERE r.extracted_at > s.scanned_at)
            AS present
-FROM _clients
+FROM {output}
 WHERE source_id IS NOT NULL
 """
 
 
 def _departments(conn: duckdb.DuckDBPyConnection, side: Side, departments: Mapping[str, str] | None) -> list[str]:
-    """Put `_clients.department` in the target's terms (side a is translated through the map; b is already) and
-    return the departments the map does not name."""
+    """Put the mapped rows' `department` in the target's terms (side a is translated through the map; b is already)
+    and return the departments the map does not name."""
     if departments is None:
         return []
+    out = side.output
     conn.execute("CREATE OR REPLACE TEMP TABLE _dept AS SELECT unnest($a::VARCHAR[]) AS a, unnest($b::VARCHAR[]) AS b",
                  {"a": list(departments), "b": list(departments.values())})
     col = "a" if side.key == "a" else "b"
     unmapped = [r[0] for r in conn.execute(
-        f"""SELECT DISTINCT department FROM _clients WHERE department IS NOT NULL
+        f"""SELECT DISTINCT department FROM {out} WHERE department IS NOT NULL
             AND department NOT IN (SELECT {col} FROM _dept) ORDER BY 1""").fetchall()]
     if side.key == "a":
-        conn.execute("UPDATE _clients SET department = (SELECT b FROM _dept WHERE a = _clients.department)")
+        conn.execute(f"UPDATE {out} SET department = (SELECT b FROM _dept WHERE a = {out}.department)")
     return unmapped
 
 
-def build_side(conn: duckdb.DuckDBPyConnection, side: Side, fields: Sequence[str],
-               departments: Mapping[str, str] | None = None) -> list[str]:
+def _map(conn: duckdb.DuckDBPyConnection, side: Side, table: str, spec: Any) -> list[str]:
+    map_side(conn, side, table, spec.model, spec.connection, spec.fields)
+    return _departments(conn, side, spec.departments)
+
+
+def build_side(conn: duckdb.DuckDBPyConnection, side: Side, spec: Any) -> list[str]:
     """`_side_<key>`: one row per record of the side's raw table (its latest version); returns the departments
-    of its records that `departments` (when given) does not map."""
+    of its records that `spec.departments` (when given) does not map. `spec`: a TwoWaySpec (fields, model,
+    connection, departments)."""
     table = ensure_raw_table(conn, side.system, side.entity)
     latest = (f"(SELECT * FROM {table} WHERE conflict IS NULL QUALIFY row_number() OVER "
               "(PARTITION BY record_key ORDER BY source_updated_at DESC NULLS LAST) = 1)")
-    conn.execute(side.render(latest))
-    unmapped = _departments(conn, side, departments)
-    conn.execute(_SIDE_SQL.format(key=side.key, instance=side.placeholders["instance"], raw=table,
-                                  entity=sql_literal(side.entity), fields=fields_json(fields)))
+    unmapped = _map(conn, side, latest, spec)
+    rules = list(spec.model.match) if spec.model is not None else []
+    matches = [r.expr for r in rules] + ["CAST(NULL AS VARCHAR)"] * (2 - len(rules))
+    conn.execute(_SIDE_SQL.format(key=side.key, instance=side.placeholders["instance"], raw=table, output=side.output,
+                                  entity=sql_literal(side.entity), fields=fields_json(spec.fields),
+                                  match_1=matches[0], match_2=matches[1]))
     return unmapped
 
 
-def answer_hashes(conn: duckdb.DuckDBPyConnection, side: Side, fields: Sequence[str],
-                  answers: Sequence[Mapping[str, Any]], departments: Mapping[str, str] | None = None) -> dict[str, str]:
+def answer_hashes(conn: duckdb.DuckDBPyConnection, side: Side, spec: Any,
+                  answers: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """id → content hash of each record as the system answered it, mapped like its raw records."""
     if not answers:
         return {}
@@ -116,6 +159,5 @@ def answer_hashes(conn: duckdb.DuckDBPyConnection, side: Side, fields: Sequence[
                            CAST(NULL AS TIMESTAMPTZ) AS source_updated_at""",
                  {"ids": [str(a["id"]) for a in answers],
                   "payloads": [json.dumps(a, ensure_ascii=False, default=str) for a in answers]})
-    conn.execute(side.render("_answers"))
-    _departments(conn, side, departments)
-    return dict(conn.execute(f"SELECT source_id, md5({fields_json(fields)}) FROM _clients").fetchall())
+    _map(conn, side, "_answers", spec)
+    return dict(conn.execute(f"SELECT source_id, md5({fields_json(spec.fields)}) FROM {side.output}").fetchall())

@@ -18,7 +18,11 @@ from .csb_sim import CsbSim
 from .demo_data import DemoSpec, generate_fakturownia, sugester_demo_clients
 from .fakturownia_sim import FakturowniaSim
 from .faults import FAULT_KINDS, FaultPlan, parse_fault_specs, plans_from_mapping
+from .billy_demo import generate_billy
+from .billy_sim import BillySim
 from .options import add_sandbox_arguments
+from .simply_demo import generate_simply
+from .simply_sim import SimplySim
 from .sugester_sim import SugesterSim
 from .zoho_demo import ZohoDemoSpec, generate_zoho
 from .zoho_sim import ZohoAccountsSim, ZohoInvoiceSim
@@ -73,7 +77,7 @@ def malformed_fakturownia_invoices(invoices: list[dict], count: int) -> list[dic
 
 
 class Sandbox:
-    """Every vendor simulator (Fakturownia, Sugester, Zoho accounts + Invoice, CustomerSuccessBox) on one
+    """Every vendor simulator (Fakturownia, Sugester, Zoho accounts + Invoice, CustomerSuccessBox, Billy, Simply CRM) on one
     127.0.0.1 port; state survives restarts via `state_file`."""
 
     def __init__(self, *, spec: DemoSpec | None = None, host: str = "127.0.0.1", port: int = 0,
@@ -83,6 +87,7 @@ class Sandbox:
                  zoho_client_secret: str = "sandbox-zoho-secret", zoho_refresh_token: str = "sandbox-zoho-refresh",
                  zoho_organization_id: str = "20240001", csb_api_key: str = "sandbox-csb-key",
                  zoho_spec: ZohoDemoSpec | None = None, sugester_clients: int = 0,
+                 simply_access_key: str = "sandbox-simply-key", billy_token: str = "sandbox-billy-token",
                  faults: Mapping[str, FaultPlan | Mapping[str, Any]] | None = None):
         self.spec = spec or DemoSpec()
         self.zoho_spec = zoho_spec or ZohoDemoSpec(today=self.spec.today)  # one "today" for every vendor
@@ -101,9 +106,15 @@ class Sandbox:
         self.zoho = ZohoInvoiceSim(accounts=self.zoho_accounts, organization_id=zoho_organization_id,
                                    data=zoho_data, max_rps=max_rps)
         self.csb = CsbSim(api_key=csb_api_key, max_rps=max_rps, clock_start=self.zoho.clock)
+        # simulators added later start with their demo data under a state file saved before they existed
+        self.billy = BillySim(access_token=billy_token, max_rps=max_rps, clock_start=self.fakturownia.clock,
+                              data=None if "billy" in saved else generate_billy(self.spec.seed,
+                                                                                self.spec.resolved_today()))
+        self.simply = SimplySim(access_key=simply_access_key, max_rps=max_rps, clock_start=self.fakturownia.clock,
+                                data=None if "simply" in saved else generate_simply(self.spec.seed, self.spec.resolved_today()))
         self.simulators: dict[str, Simulator] = {"fakturownia": self.fakturownia, "sugester": self.sugester,
                                                  "zoho_accounts": self.zoho_accounts, "zoho": self.zoho,
-                                                 "csb": self.csb}
+                                                 "csb": self.csb, "billy": self.billy, "simply": self.simply}
         self.fault_plans: dict[str, FaultPlan] = {}
         self.set_faults(faults)
         if data is not None:
@@ -177,11 +188,14 @@ class Sandbox:
                 "zoho_accounts": {"client_id": accounts.client_id, "client_secret": accounts.client_secret,
                                   "refresh_token": accounts.refresh_token},
                 "zoho": {"organization_id": self.zoho.organization_id},
-                "csb": {"api_key": self.csb.api_key}}
+                "csb": {"api_key": self.csb.api_key},
+                "billy": {"access_token": self.billy.access_token},
+                "simply": {"username": self.simply.username, "access_key": self.simply.access_key}}
 
     def target_counts(self) -> dict[str, dict[str, int]]:
         """Records each target simulator holds now: {"Sugester": {"clients": 40, ...}, ...}."""
-        return {"Sugester": self.sugester.record_counts(), "CustomerSuccessBox": self.csb.record_counts()}
+        return {"Sugester": self.sugester.record_counts(), "CustomerSuccessBox": self.csb.record_counts(),
+                "Simply CRM": self.simply.record_counts()}
 
     def describe_counts(self) -> str:
         """One line for people: what the target simulators hold."""

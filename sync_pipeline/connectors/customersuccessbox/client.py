@@ -11,6 +11,7 @@ import httpx
 from sync_pipeline.connectors._http import ApiStatusError, AuthError, HttpApi, ValidationError, parse_field_errors
 
 SDK_TIMEOUT = 5.0  # seconds, as in the official SDKs
+ACCOUNT_PATH = "/api/v1_1/account"
 
 
 class CustomerSuccessBoxClient(HttpApi):
@@ -25,8 +26,21 @@ class CustomerSuccessBoxClient(HttpApi):
         super().__init__(system=system, base_url=base_url, secrets=secrets, timeout=timeout, headers=headers,
                          **http_kwargs)
 
+    def check_connection(self) -> str:
+        """The connection status. CSB is push-only: every documented endpoint is a POST that writes (VENDOR_APIS
+        §6.1), so no call is both authenticated and harmless by design. The least harmful one [I]: an account push
+        without `account_id`, its required upsert key. The key is checked first (401/403 when wrong), then the body
+        is refused (422), so nothing can be written. Returns e.g. "reachable, API key accepted (...)"; raises the
+        typed ApiError (AuthError for a rejected key, ApiConnectionError when the host cannot be reached, ...)."""
+        try:
+            # an upsert that cannot identify a record: repeating it after a 5xx cannot create one
+            self.request_json("POST", ACCOUNT_PATH, json={}, idempotent=True)
+        except ValidationError:
+            return "reachable, API key accepted (an empty push was refused, as it must be: nothing written)"
+        return "reachable, API key accepted (an empty account push was answered with success)"
+
     def push_account(self, account: Mapping[str, Any]) -> Any:
-        return self._push("/api/v1_1/account", account, ("account_id",))
+        return self._push(ACCOUNT_PATH, account, ("account_id",))
 
     def push_invoice(self, invoice: Mapping[str, Any]) -> Any:
         return self._push("/api/v1_1/invoice", invoice, ("invoice_id", "account_id"))

@@ -24,6 +24,18 @@ class FakturowniaClient(TokenParamApi):
     """Reads clients, invoices and products (records yielded exactly as received: amounts stay strings); writes
     clients (the two-way client sync) and invoice statuses."""
 
+    def check_connection(self) -> str:
+        """The connection status: one cheap authenticated read that writes nothing, GET /account.json [V] (the
+        account's own record). Returns e.g. "account demo: reachable, token accepted"; raises the typed ApiError
+        (AuthError for a rejected token, ApiConnectionError when the host cannot be reached, ...)."""
+        data = self._get("/account.json")
+        if not isinstance(data, dict):
+            raise self._bad_body("/account.json", "expected a JSON object", data)
+        prefix = data.get("prefix")
+        # only the account name is taken from the answer (it may hold more, a token included)
+        label = self.redact(str(prefix))[:60] if isinstance(prefix, (str, int)) and str(prefix).strip() else ""
+        return f"account {label}: reachable, token accepted" if label else "reachable, token accepted"
+
     def iter_client_pages(self, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
         return self._iter_changed("/clients.json", updated_since)
 

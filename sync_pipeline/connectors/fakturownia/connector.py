@@ -3,6 +3,7 @@ and one side of the two-way client sync."""
 
 from __future__ import annotations
 
+from sync_pipeline.connectors._side_writer import fetcher
 from sync_pipeline.connectors.fakturownia.client import FakturowniaClient
 from sync_pipeline.connectors.fakturownia.side import clients_writer
 from sync_pipeline.connectors.registry import Connector, RecordSide, Source, Stream
@@ -30,5 +31,6 @@ CONNECTOR = Connector(
         clients_sql="clients.sql",
         invoices_sql="invoices.sql",
     ),
-    sides=(RecordSide("clients", "clients.sql", clients_writer),),  # clients are written too (two-way sync)
+    sides=(RecordSide("clients", "clients.sql", clients_writer,
+                      fetch=fetcher(lambda api, i: api.get_client(int(i)), str.isdigit)),),  # clients are written too (two-way sync)
 )

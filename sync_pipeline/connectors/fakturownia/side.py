@@ -13,5 +13,5 @@ def _payload(fields: Mapping[str, Any], our_key: str | None) -> dict:
     return rails_client(fields) | ({"external_id": our_key} if our_key else {})
 
 
-def clients_writer(api: FakturowniaClient) -> RecordWriter:
+def clients_writer(api: FakturowniaClient, connection: object = None) -> RecordWriter:
     return RecordWriter(api.create_client, api.update_client, api.find_client_by_external_id, _payload)

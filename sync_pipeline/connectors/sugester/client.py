@@ -17,6 +17,15 @@ def base_url_for(account: str) -> str:
 class SugesterClient(TokenParamApi):
     """Sugester's API follows Fakturownia's conventions (same vendor); every path starts with /app/."""
 
+    def check_connection(self) -> str:
+        """The connection status: one cheap authenticated read that writes nothing, the first page of clients
+        with one client at most (GET /app/clients.json, per_page=1 [V]). Returns e.g. "reachable, token
+        accepted, clients readable"; raises the typed ApiError (AuthError for a rejected token, ...)."""
+        data = self._get("/app/clients.json", {"page": 1, "per_page": 1})
+        if not isinstance(data, list):
+            raise self._bad_body("/app/clients.json", "expected a JSON array", data)
+        return "reachable, token accepted, clients readable"
+
     def iter_client_pages(self, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
         """Clients as received; with `updated_since`, newest first (`order=updated_at.desc`, the Rails
         convention Sugester shares with Fakturownia [I]) until an older one: a server that ignores the order

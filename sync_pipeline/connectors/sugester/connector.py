@@ -3,6 +3,7 @@ metric fields on linked clients, one deal per invoice."""
 
 from __future__ import annotations
 
+from sync_pipeline.connectors._side_writer import fetcher
 from sync_pipeline.connectors.registry import Connector, RecordSide, Stream, TargetEntity
 from sync_pipeline.connectors.sugester.client import SugesterClient
 from sync_pipeline.connectors.sugester.side import clients_writer
@@ -30,7 +31,8 @@ CONNECTOR = Connector(
         # Sugester is read only for this: its clients are landed in raw.<system>_clients, never staged
         RecordSide("clients", "clients.sql", clients_writer,
                    stream=Stream("clients", "clients", "iter_client_pages", staged_as="clients",
-                                 scan="iter_client_pages")),
+                                 scan="iter_client_pages"),
+                   fetch=fetcher(lambda api, i: api.get_client(int(i)), str.isdigit)),
     ),
     targets=(
         TargetEntity("clients", "", None, False, None,

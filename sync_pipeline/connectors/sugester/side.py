@@ -19,5 +19,5 @@ def _payload(fields: Mapping[str, Any], our_key: str | None) -> dict:
     return payload
 
 
-def clients_writer(api: SugesterClient) -> RecordWriter:
+def clients_writer(api: SugesterClient, connection: object = None) -> RecordWriter:
     return RecordWriter(api.create_client, api.update_client, api.find_client_by_external_id, _payload)

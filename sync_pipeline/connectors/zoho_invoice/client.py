@@ -19,6 +19,7 @@ from sync_pipeline.connectors._http import (
     AuthError,
     BadResponseError,
     HttpApi,
+    NotFoundError,
     Page,
     PageLoop,
     RateLimitError,
@@ -230,6 +231,36 @@ class ZohoInvoiceClient(HttpApi):
         return self._oauth.refreshes
 
     # --- reads ----------------------------------------------------------------------------------------------------
+
+    def check_connection(self) -> str:
+        """The connection status: an access token (refreshed when none is cached) and GET /organizations [V], one
+        cheap read that writes nothing and names the configured organisation. A token without the settings scope
+        (ZohoInvoice.settings.READ) may be refused the organisations although it reads what the sync reads: then
+        one contact (GET /contacts, per_page=1) proves it instead. Returns e.g. "organization Acme (20240001):
+        reachable, token accepted"; raises the typed ApiError (TokenRefreshError for refused OAuth credentials,
+        AuthError, NotFoundError for an organization_id this token does not see, ...)."""
+        try:
+            data = self._get("/organizations", {})
+        except AuthError as exc:
+            if not isinstance(exc, TokenRefreshError):
+                self._unwrap("/contacts", "contacts", self._get("/contacts", {"page": 1, "per_page": 1}))
+                return (f"organization {self.organization_id}: reachable, token accepted (contacts readable; the "
+                        "token may not read the organisation itself)")
+            raise
+        organizations, _ = self._unwrap("/organizations", "organizations", data)
+        ids = [str(o.get("organization_id")) for o in organizations if isinstance(o, dict)]
+        org = next((o for o in organizations if isinstance(o, dict)
+                    and str(o.get("organization_id")) == self.organization_id), None)
+        if org is None:
+            endpoint = self.endpoint_label("GET", "/organizations")
+            raise NotFoundError(
+                f"{self.system}: organization_id {self.organization_id} is not an organization of this token (it "
+                f"has {', '.join(ids[:10]) or 'none'}); check organization_id and the data centre",
+                system=self.system, endpoint=endpoint, status_code=200)
+        name = org.get("name")
+        named = f"{self.redact(name)[:80]} ({self.organization_id})" if isinstance(name, str) and name.strip() \
+            else self.organization_id
+        return f"organization {named}: reachable, token accepted"
 
     def iter_client_pages(self, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
         # A last_modified_time filter on contacts is not documented: sort newest first and stop at an older record.

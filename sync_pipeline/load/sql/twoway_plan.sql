@@ -1,12 +1,15 @@
 -- The two-way plan of one connection and entity (DESIGN §5a): one row per link or unlinked record, with the
 -- action to take. Inputs: _side_a and _side_b (load/twoway_sides.py), sync.links. Parameters: $connection,
--- $entity, $a_to_b and $b_to_a (the direction), $winner ('a' | 'b', when both sides changed).
+-- $entity, $a_to_b and $b_to_a (the direction), $winner ('a' | 'b', when both sides changed), $rule_1 and $rule_2
+-- (the names of the entity's match rules). A write whose source record is `blocked` (a reference not linked yet)
+-- becomes the action `blocked`, with the reason, and waits for a later run.
 WITH l AS (
     SELECT * FROM sync.links WHERE connection = $connection AND entity = $entity
 ), linked AS (
     SELECT l.our_key, l.a_id, l.b_id, l.origin, l.state, l.intent, l.a_hash, l.b_hash,
            coalesce(a.present, false) AS a_here, coalesce(b.present, false) AS b_here,
-           a.hash AS a_now, b.hash AS b_now, a.fields AS a_fields, b.fields AS b_fields
+           a.hash AS a_now, b.hash AS b_now, a.fields AS a_fields, b.fields AS b_fields,
+           a.blocked AS a_blocked, b.blocked AS b_blocked
     FROM l
     LEFT JOIN _side_a a ON a.id = l.a_id
     LEFT JOIN _side_b b ON b.id = l.b_id
@@ -16,7 +19,7 @@ WITH l AS (
                 THEN CASE WHEN $a_to_b AND $b_to_a THEN $winner WHEN $a_to_b THEN 'a' ELSE 'b' END END AS won
     FROM linked
 ), linked_actions AS (
-    SELECT our_key, a_id, b_id, origin, a_fields, b_fields, a_now, b_now,
+    SELECT our_key, a_id, b_id, origin, a_fields, b_fields, a_now, b_now, a_blocked, b_blocked,
            CASE
                WHEN state = 'intended' AND intent = 'create_b' THEN CASE WHEN a_here THEN 'recover_b' ELSE 'unchanged' END
                WHEN state = 'intended' AND intent = 'create_a' THEN CASE WHEN b_here THEN 'recover_a' ELSE 'unchanged' END
@@ -44,13 +47,13 @@ WITH l AS (
     SELECT * FROM _side_b WHERE present AND id NOT IN (SELECT b_id FROM l WHERE b_id IS NOT NULL)
       AND (ref_key IS NULL OR ref_key NOT IN (SELECT our_key FROM l WHERE state = 'intended' AND intent = 'create_b'))
 ), cand AS (
-    -- the declared match rules, in order: our key in the other's external-id field, tax number, e-mail
+    -- the declared match rules, in order: our key in the other's external-id field, then the entity's two
     SELECT ua.id AS a_id, ub.id AS b_id, 1 AS rank, 'key' AS rule FROM ua JOIN ub
         ON ub.ref_key IN (ua.own_key, ua.alt_key) OR ua.ref_key IN (ub.own_key, ub.alt_key)
     UNION ALL
-    SELECT ua.id, ub.id, 2, 'tax number' FROM ua JOIN ub ON ua.tax_norm = ub.tax_norm
+    SELECT ua.id, ub.id, 2, $rule_1 FROM ua JOIN ub ON ua.match_1 = ub.match_1
     UNION ALL
-    SELECT ua.id, ub.id, 3, 'e-mail' FROM ua JOIN ub ON ua.email_norm = ub.email_norm
+    SELECT ua.id, ub.id, 3, $rule_2 FROM ua JOIN ub ON ua.match_2 = ub.match_2
 ), best_a AS (
     SELECT c.* FROM cand c WHERE c.rank = (SELECT min(rank) FROM cand x WHERE x.a_id = c.a_id)
 ), best_b AS (
@@ -62,7 +65,7 @@ WITH l AS (
       AND (SELECT count(DISTINCT a_id) FROM best_b z WHERE z.b_id = x.b_id) = 1
 ), paired_actions AS (
     SELECT a.own_key AS our_key, p.a_id, p.b_id, 'matched' AS origin, a.fields AS a_fields, b.fields AS b_fields,
-           a.hash AS a_now, b.hash AS b_now, w.won,
+           a.hash AS a_now, b.hash AS b_now, a.blocked AS a_blocked, b.blocked AS b_blocked, w.won,
            CASE WHEN a.hash = b.hash THEN 'link' WHEN w.won = 'a' THEN 'update_b' ELSE 'update_a' END AS action,
            CASE WHEN a.hash <> b.hash THEN 'first_pairing' END AS conflict,
            'paired by ' || p.rule AS detail
@@ -72,32 +75,41 @@ WITH l AS (
     CROSS JOIN (SELECT CASE WHEN $a_to_b AND $b_to_a THEN $winner WHEN $a_to_b THEN 'a' ELSE 'b' END AS won) w
 ), ambiguous AS (
     SELECT a.own_key AS our_key, a.id AS a_id, NULL AS b_id, NULL AS origin, a.fields AS a_fields, NULL AS b_fields,
-           a.hash AS a_now, NULL AS b_now, NULL AS won, 'ambiguous' AS action, NULL AS conflict,
+           a.hash AS a_now, NULL AS b_now, a.blocked AS a_blocked, NULL AS b_blocked, NULL AS won, 'ambiguous' AS action, NULL AS conflict,
            'candidates on the other side by ' || min(c.rule) || ': ' || string_agg(DISTINCT c.b_id, ', ') AS detail
     FROM ua a JOIN best_a c ON c.a_id = a.id
     WHERE a.id NOT IN (SELECT a_id FROM pairs)
     GROUP BY ALL
     UNION ALL
-    SELECT b.own_key, NULL, b.id, NULL, NULL, b.fields, NULL, b.hash, NULL, 'ambiguous', NULL,
+    SELECT b.own_key, NULL, b.id, NULL, NULL, b.fields, NULL, b.hash, NULL, b.blocked, NULL, 'ambiguous', NULL,
            'candidates on the other side by ' || min(c.rule) || ': ' || string_agg(DISTINCT c.a_id, ', ')
     FROM ub b JOIN best_b c ON c.b_id = b.id
     WHERE b.id NOT IN (SELECT b_id FROM pairs)
     GROUP BY ALL
 ), new_actions AS (
     SELECT own_key AS our_key, id AS a_id, NULL AS b_id, 'a' AS origin, fields AS a_fields, NULL AS b_fields,
-           hash AS a_now, NULL AS b_now, 'a' AS won,
+           hash AS a_now, NULL AS b_now, blocked AS a_blocked, NULL AS b_blocked, 'a' AS won,
            CASE WHEN $a_to_b THEN 'create_b' ELSE 'divergent' END AS action, NULL AS conflict,
            CASE WHEN NOT $a_to_b THEN 'only on side a; the direction does not create it on side b' END AS detail
     FROM ua WHERE id NOT IN (SELECT a_id FROM cand)
     UNION ALL
-    SELECT own_key, NULL, id, 'b', NULL, fields, NULL, hash, 'b',
+    SELECT own_key, NULL, id, 'b', NULL, fields, NULL, hash, NULL, blocked, 'b',
            CASE WHEN $b_to_a THEN 'create_a' ELSE 'divergent' END, NULL,
            CASE WHEN NOT $b_to_a THEN 'only on side b; the direction does not create it on side a' END
     FROM ub WHERE id NOT IN (SELECT b_id FROM cand)
 )
-SELECT our_key, a_id, b_id, origin, action, conflict, won, detail, a_fields, b_fields, a_now, b_now
+SELECT our_key, a_id, b_id, origin,
+       CASE WHEN action IN ('create_b', 'recover_b', 'update_b') AND a_blocked IS NOT NULL THEN 'blocked'
+            WHEN action IN ('create_a', 'recover_a', 'update_a') AND b_blocked IS NOT NULL THEN 'blocked'
+            ELSE action END AS action,
+       conflict, won,
+       CASE WHEN action IN ('create_b', 'recover_b', 'update_b') AND a_blocked IS NOT NULL THEN a_blocked
+            WHEN action IN ('create_a', 'recover_a', 'update_a') AND b_blocked IS NOT NULL THEN b_blocked
+            ELSE detail END AS detail,
+       a_fields, b_fields, a_now, b_now
 FROM (
-    SELECT our_key, a_id, b_id, origin, action, conflict, won, detail, a_fields, b_fields, a_now, b_now FROM linked_actions
+    SELECT our_key, a_id, b_id, origin, action, conflict, won, detail, a_fields, b_fields, a_now, b_now, a_blocked,
+           b_blocked FROM linked_actions
     UNION ALL BY NAME SELECT * FROM paired_actions
     UNION ALL BY NAME SELECT * FROM ambiguous
     UNION ALL BY NAME SELECT * FROM new_actions

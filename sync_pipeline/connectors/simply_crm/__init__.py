@@ -1,0 +1,1 @@
+"""Simply CRM (vtiger webservice) connector."""
