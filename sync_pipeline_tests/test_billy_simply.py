@@ -66,7 +66,7 @@ def sync(path, instance, *, ok: bool = True):
         assert result.success, first_error(result.all_events)
     meta = asset_metadata(result.all_events)
     return SimpleNamespace(ok=result.success, error=None if result.success else first_error(result.all_events),
-                           **{e: two_way_counts(meta.get(f"{CONN}/{e}")) for e in ENTITIES})
+                           meta=meta, **{e: two_way_counts(meta.get(f"{CONN}/{e}")) for e in ENTITIES})
 
 
 def clear(sandbox) -> None:
@@ -290,6 +290,7 @@ def test_sync_record_touches_exactly_that_record_and_what_it_needs(tmp_path, san
     names = {a["accountname"] for a in sandbox.simply.records("Accounts")}
     assert "Nyhavn Cykler ApS" in names and "Bystander ApS" not in names
     assert sandbox.simply.operation_count("revise") == 0  # the edited account was not needed: left for the next run
+    assert sandbox.simply.operation_count("sync") == sandbox.simply.operation_count("query") == 0  # no list read
     assert out["record"]["needed"] == {"invoices": [invoice["id"]], "organisations": [company["id"]],
                                        "products": [product["id"]]}
     assert other  # created in Billy only
@@ -340,3 +341,44 @@ def test_an_edit_billys_change_reads_cannot_see_arrives_through_the_key_scan(tmp
     assert result.invoices["per_side"]["simply"]["updated"] == 1
     crm = next(i for i in sandbox.simply.records("Invoice") if i["id"] == twin(path, "invoices", billy_id=old["id"]))
     assert crm["subject"] == "Hovedrengøring, rettet"
+
+
+def test_an_invoice_simply_cannot_take_waits_blocked_with_its_reason_and_is_reported(tmp_path, sandbox, instance):
+    """Simply needs a product on every line item [V]: a Billy invoice with a free-text line is blocked, named in
+    the run's blocked_examples with the reason, written nowhere, and tried again on every run (nothing lost)."""
+    path = config(tmp_path, sandbox.url, direction="billy_to_simply")
+    sync(path, instance)
+    company = next(c for c in sandbox.billy.records("contacts") if c["type"] == "company")
+    free = sandbox.billy.user_add("invoices", contactId=company["id"], entryDate=TODAY.isoformat(),
+                                  paymentTermsDays=14, currencyId="DKK", state="approved",
+                                  lines=[{"description": "Kørsel", "quantity": 1, "unitPrice": 300}])
+    clear(sandbox)
+    for _ in range(2):
+        result = sync(path, instance)
+        assert result.invoices["blocked"] == 1
+        [example] = result.meta[f"{CONN}/invoices"]["blocked_examples"]
+        assert example["billy"] == free["id"] and example["detail"] == "lines: 1 without a product"
+        assert sum(sandbox.simply.operation_count(op) for op in SIMPLY_WRITES) == 0
+    assert query(path, "SELECT count(*) FROM sync.links WHERE connection = ? AND entity = 'invoices' AND a_id = ?",
+                 (CONN, free["id"])) == [(0,)]
+
+
+def test_an_invoice_whose_approval_was_lost_is_found_by_its_external_id_and_approved_not_created_again(
+        tmp_path, sandbox, instance):
+    path = config(tmp_path, sandbox.url, direction="simply_to_billy")
+    sync(path, instance)
+    account = sandbox.simply.records("Accounts")[0]
+    product = sandbox.simply.records("Products")[0]
+    new = sandbox.simply.user_create("Invoice", subject="Ekstra levering", account_id=account["id"],
+                                     invoicedate=TODAY.isoformat(), duedate=TODAY.isoformat(), invoicestatus="Sent",
+                                     bill_street="Søndergade 14", ship_street="Søndergade 14",
+                                     LineItems=[{"productid": product["id"], "quantity": "1", "listprice": "500"}])
+    # every approval (PUT) of this run fails: the create leaves a draft carrying our key in externalId
+    sandbox.billy.fail_next(r"^/v2/invoices/", "500", times=3, method="PUT")
+    result = sync(path, instance)
+    assert result.invoices["per_side"]["billy"]["adopted"] == 1, result.invoices
+    mine = [i for i in sandbox.billy.records("invoices") if i.get("externalId") == f"simply:{new['id']}"]
+    assert len(mine) == 1 and mine[0]["state"] == "approved"
+    clear(sandbox)
+    sync(path, instance)
+    assert writes(sandbox) == {"billy": 0, "simply": 0}

@@ -7,6 +7,7 @@ SQL reads it (before references are put in the links' terms)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +15,8 @@ from typing import Any
 import duckdb
 
 from sync_pipeline.load.entities import entity_model
-from sync_pipeline.load.twoway_sides import Side
-from sync_pipeline.warehouse.raw import RawKeys, RawLanding
+from sync_pipeline.load.twoway_sides import Side, sql_literal
+from sync_pipeline.warehouse.raw import RawKeys, RawLanding, ensure_raw_table
 
 
 class RecordNotFound(LookupError):
@@ -59,10 +60,8 @@ def _refs_of(conn: duckdb.DuckDBPyConnection, side: Side, record_id: str, entity
     model = entity_model(entity)
     if not model.refs:
         return {}
-    from sync_pipeline.warehouse.raw import ensure_raw_table
-
     table = ensure_raw_table(conn, side.system, side.entity)
-    conn.execute(side.render(f"(SELECT * FROM {table} WHERE record_key = {_lit(record_id)})"))
+    conn.execute(side.render(f"(SELECT * FROM {table} WHERE record_key = {sql_literal(record_id)})"))
     out: dict[str, set[str]] = {}
     for ref in model.refs:
         if ref.item is None:
@@ -73,10 +72,6 @@ def _refs_of(conn: duckdb.DuckDBPyConnection, side: Side, record_id: str, entity
         for e in ref.entities:
             out.setdefault(e, set()).update(values)
     return out
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 _SCOPES = """CREATE TABLE IF NOT EXISTS sync.record_scopes (
@@ -90,14 +85,10 @@ def stored_scope(conn: duckdb.DuckDBPyConnection, run_id: str) -> RecordScope | 
                        [run_id]).fetchone()
     if row is None:
         return None
-    import json
-
     return RecordScope(row[0], row[1], row[2], row[3], {e: set(i) for e, i in json.loads(row[4]).items()})
 
 
 def store_scope(conn: duckdb.DuckDBPyConnection, run_id: str, scope: RecordScope) -> None:
-    import json
-
     conn.execute(_SCOPES)
     conn.execute("INSERT OR REPLACE INTO sync.record_scopes VALUES (?, ?, ?, ?, ?, ?)",
                  [run_id, scope.entity, scope.record_id, scope.key, scope.system,
@@ -133,10 +124,8 @@ def _kind_fits(conn: duckdb.DuckDBPyConnection, side: Side, ref_id: str, record:
     """Land the referred record; it belongs to the entity when its mapping keeps it (a Billy contact is an
     organisation when it is a company, a contact when a person)."""
     _land(conn, access, side, record, run_id)
-    from sync_pipeline.warehouse.raw import ensure_raw_table
-
     table = ensure_raw_table(conn, side.system, side.entity)
-    conn.execute(side.render(f"(SELECT * FROM {table} WHERE record_key = {_lit(ref_id)})"))
+    conn.execute(side.render(f"(SELECT * FROM {table} WHERE record_key = {sql_literal(ref_id)})"))
     return conn.execute(f"SELECT count(*) FROM {side.output}").fetchone()[0] > 0
 
 

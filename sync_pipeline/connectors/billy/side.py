@@ -83,7 +83,11 @@ def invoices_writer(doc_type: str):
                          "currencyId": api.organization().get("baseCurrencyId") or "DKK"}
             return body
 
-        return RecordWriter(api.create_invoice, api.update_invoice, api.find_invoice_by_external_id, payload,
-                            record_id=str)
+        def update(invoice_id: str, body: dict) -> dict:
+            saved = api.update_invoice(invoice_id, body)
+            # a create whose approval was lost left a draft (found by its externalId): finish it
+            return api.approve_invoice(invoice_id) if saved.get("state") == "draft" else saved
+
+        return RecordWriter(api.create_invoice, update, api.find_invoice_by_external_id, payload, record_id=str)
 
     return build
