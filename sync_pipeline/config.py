@@ -458,8 +458,38 @@ class SimplyCrmSystem(_SystemBase):
         return (self.base_url or f"https://{self.account}.simply-crm.com").rstrip("/")
 
 
+class Invoice2goZapierSystem(_SystemBase):
+    """Invoice2go through the user's Zaps (VENDOR_APIS §7): one Zapier catch hook per entity, import only. A hook
+    URL is a secret (`${ENV}`): as Zapier shows it, or its path after `base_url` (default https://hooks.zapier.com).
+    `quota`: records the Invoice2go plan lets each entity create per `quota_period`."""
+
+    type: Literal["invoice2go_zapier"]
+    clients_hook_url: SecretStr | None = None
+    products_hook_url: SecretStr | None = None
+    quota: dict[Literal["clients", "products"], int] = {}
+    quota_period: Literal["day", "week", "month", "year"] = "month"
+    # Zapier runs a Zap per delivery; a few at a time keeps within its rate limits (a 429 is waited out anyway)
+    write_concurrency: int = Field(2, ge=1, le=32)
+    has_default_address: ClassVar[bool] = True
+
+    @field_validator("quota")
+    @classmethod
+    def _positive(cls, quota: dict[str, int]) -> dict[str, int]:
+        for entity, limit in quota.items():
+            if limit < 0:
+                raise _At("a number of records, 0 or more", entity)
+        return quota
+
+    @property
+    def is_source(self) -> bool:
+        return False
+
+    def resolved_base_url(self) -> str:
+        return (self.base_url or "https://hooks.zapier.com").rstrip("/")
+
+
 System = Annotated[FakturowniaSystem | ZohoInvoiceSystem | SugesterSystem | CustomerSuccessBoxSystem | BillySystem
-                   | SimplyCrmSystem, Field(discriminator="type")]
+                   | SimplyCrmSystem | Invoice2goZapierSystem, Field(discriminator="type")]
 SourceSystem = FakturowniaSystem | ZohoInvoiceSystem | BillySystem
 _SYSTEM_TYPES = tuple(t for model in get_args(get_args(System)[0])
                       for t in get_args(model.model_fields["type"].annotation))
@@ -496,6 +526,8 @@ class ConnectionSettings(_Strict):
     # fields (references such as an invoice's customer and lines always sync)
     mapping: Literal["standard"] | dict[str, tuple[dict[str, str], ...]] = "standard"
     invoice_link: Literal["organisations", "contacts"] = "organisations"  # what a CRM invoice is attached to
+    # Invoice2go: a record already sent is sent again when it changes (the Zap then creates another one)
+    send_updates: bool = False
 
     @field_validator("departments", mode="before")
     @classmethod
@@ -601,7 +633,7 @@ class Settings(_Strict):
             for role, system in (("source", src), ("target", tgt)):
                 if system is None:
                     raise _At(f"no system by that name; systems: {', '.join(self.systems)}", "connections", name, role)
-            if not src.is_source:
+            if not src.is_source and not _takes_any_source(tgt.type):
                 raise _At(f"system {conn.source!r} ({src.type}) cannot be a source", "connections", name, "source")
             if tgt.is_source:
                 raise _At(f"system {conn.target!r} ({tgt.type}) cannot be a target", "connections", name, "target")
@@ -640,6 +672,13 @@ class Settings(_Strict):
     def history_start_for(self, system: str) -> date | None:
         starts = [c.history_start for c in self.connections_for_source(system)]
         return min(starts) if starts else None
+
+
+def _takes_any_source(target_type: str) -> bool:
+    """A target that reads its records from any system's sides (Invoice2go: clients and products of any system)."""
+    from sync_pipeline.connectors.registry import connector_for  # the registry imports this module's users
+
+    return connector_for(target_type).side_sourced
 
 
 def _check_two_way_options(name: str, conn: ConnectionSettings, src: Any, tgt: Any) -> None:

@@ -34,7 +34,7 @@ def test_repository_definitions_load_through_the_defs_folder(monkeypatch):
     assert _keys(d) == [
         "billy/clients", "billy/invoice_changes", "billy/invoice_history", "billy/products",
         "billy_simply/contacts", "billy_simply/credit_notes", "billy_simply/invoices", "billy_simply/organisations",
-        "billy_simply/products",
+        "billy_simply/products", "billy_to_invoice2go/clients", "billy_to_invoice2go/products",
         "fakturownia/clients", "fakturownia/invoice_changes", "fakturownia/invoice_history",
         "fakturownia_to_sugester/client_metrics", "fakturownia_to_sugester/clients", "fakturownia_to_sugester/deals",
         "fakturownia_to_sugester/user_pairing",
@@ -46,12 +46,14 @@ def test_repository_definitions_load_through_the_defs_folder(monkeypatch):
     ]
     jobs = sorted(j.name for j in d.resolve_all_job_defs() if not j.name.startswith("__"))
     assert jobs == ["billy_history_job", "billy_simply_backfill_job", "billy_simply_job", "billy_simply_record_job",
+                    "billy_to_invoice2go_job",
                     "fakturownia_history_job", "fakturownia_to_sugester_backfill_job", "fakturownia_to_sugester_job",
                     "fakturownia_to_sugester_record_job", "system_status_job",
                     "zoho_history_job", "zoho_to_customersuccessbox_backfill_job", "zoho_to_customersuccessbox_job"]
     schedules = {s.name: (s.cron_schedule, s.execution_timezone, s.job_name) for s in d.schedules}
     assert schedules == {
         "billy_simply_schedule": ("0 */3 * * *", "UTC", "billy_simply_job"),
+        "billy_to_invoice2go_schedule": ("0 */3 * * *", "UTC", "billy_to_invoice2go_job"),
         "fakturownia_to_sugester_schedule": ("0 */3 * * *", "UTC", "fakturownia_to_sugester_job"),
         "zoho_to_customersuccessbox_schedule": ("0 0 * * *", "UTC", "zoho_to_customersuccessbox_job"),
         "system_status_schedule": ("*/15 * * * *", "UTC", "system_status_job"),

@@ -35,7 +35,7 @@ def configurable_types() -> set[str]:
 def test_every_type_the_configuration_accepts_has_a_connector():
     types = configurable_types()
     assert types == {"fakturownia", "invoiceocean", "zoho_invoice", "sugester", "customersuccessbox", "billy",
-                     "simply_crm"}
+                     "simply_crm", "invoice2go_zapier"}
     assert types <= set(known_types())
     for t in types:
         connector = connector_for(t)

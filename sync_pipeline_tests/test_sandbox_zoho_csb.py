@@ -417,7 +417,8 @@ def test_csb_upsert_merges_properties_and_sandbox_reads(csb, sandbox):
 
 def test_sandbox_mounts_every_simulator(sandbox, http, zoho, csb):
     urls = sandbox.system_urls()
-    assert set(urls) == {"fakturownia", "sugester", "zoho_accounts", "zoho", "csb", "billy", "simply"}
+    assert set(urls) == {"fakturownia", "sugester", "zoho_accounts", "zoho", "csb", "billy", "simply",
+                         "zapier"}
     assert urls["zoho_accounts"] == sandbox.url + "/zoho-accounts" and urls["zoho"] == sandbox.url + "/zoho"
     assert urls["csb"] == sandbox.url + "/csb"
     assert zoho("/contacts", per_page=1).status_code == 200

@@ -11,7 +11,7 @@ from sync_pipeline.load.apply import COUNTS
 
 INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
 # Shown only when not zero: most runs never adopt, lose an answer or block a record.
-RARE_COUNTS = ("adopted", "unknown", "blocked")
+RARE_COUNTS = ("adopted", "unknown", "blocked", "waiting")
 
 
 def innermost_error(event):
@@ -83,7 +83,10 @@ def asset_metadata(events: Iterable) -> dict[str, dict[str, Any]]:
 def load_counts(metadata: dict[str, Any] | None) -> dict[str, int]:
     """Every load count (created, updated, …) of one load asset's metadata, 0 where absent."""
     metadata = metadata or {}
-    return {k: int(metadata.get(k) or 0) for k in COUNTS}
+    counts = {k: int(metadata.get(k) or 0) for k in COUNTS}
+    if "waiting_for_next_period" in metadata:  # held back by the target's quota until the next period (load/quota.py)
+        counts["waiting"] = int(metadata["waiting_for_next_period"] or 0)
+    return counts
 
 
 def counts_line(entity: str, counts: dict[str, int], *, dry_run: bool = False) -> str:

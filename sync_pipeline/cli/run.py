@@ -28,7 +28,7 @@ from sync_pipeline.cli.report import (
 )
 from sync_pipeline.cli.run_watch import RunWatch
 from sync_pipeline.config import ConfigError, load_settings
-from sync_pipeline.connectors.registry import source_of, target_entities
+from sync_pipeline.connectors.registry import connector_for, source_of, target_entities
 from sync_pipeline.dead_runs import close_dead_runs, worker_tags
 from sync_pipeline.defs.build import build_definitions
 from sync_pipeline.defs.resources import run_options_config
@@ -103,10 +103,12 @@ def summarize(runs: list[ConnectionRun], config_path: Path | str) -> dict[str, A
         conn = settings.connections[run.connection]
         entities = _entities(settings, run.connection)
         src = conn.source
-        sys_entry = systems.setdefault(src, {})
+        # a target fed from the source's sides (Invoice2go) stages nothing: its counts are its loads'
+        staged = not connector_for(settings.systems[conn.target].type).side_sourced
+        sys_entry = systems.setdefault(src, {}) if staged else {}
         # some streams (Zoho's credit notes) are extracted on their own but staged as invoices
-        source = source_of(settings.systems[src].type)
-        for entity in ("clients", "invoices"):
+        source = source_of(settings.systems[src].type) if staged else None
+        for entity in ("clients", "invoices") if staged else ():
             assets = [f"{src}/{stream.asset}" for stream in source.streams_staged_as(entity)]
             extracted = sum(m.get(a, {}).get("records_received") or 0 for a in assets)
             pages = sum(m.get(a, {}).get("pages_requested") or 0 for a in assets)

@@ -77,6 +77,9 @@ class TargetEntity:
     # the source's raw entity each record mirrors, keyed `<source>:<id>` (deals mirror invoices): a source record
     # deleted at the source (gone from its key scan) is flagged in sync.deletions, its copy left as it is
     mirrors: str | None = None
+    # its records come from the source system's sides, whatever the vendor (load/source_rows.py: "clients" or
+    # "products" into _source_<kind>), not from staging; the plan is never reused (its inputs are raw tables)
+    source_rows: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ class Connector:
     open_session: Callable[[Any], Any] | None = None        # system settings -> a session its clients share
     users_reader: str | None = None                         # client method yielding pages of users (user pairing)
     label: str = field(default="", compare=False)           # how people call it ("Sugester")
+    # a target whose connections may take any system as their source (it reads the source's sides, not staging)
+    side_sourced: bool = False
 
     def sql(self, name: str) -> str:
         return read_sql(self.package, name)
@@ -147,6 +152,7 @@ _CONNECTORS = (
     "sync_pipeline.connectors.customersuccessbox.connector",
     "sync_pipeline.connectors.billy.connector",
     "sync_pipeline.connectors.simply_crm.connector",
+    "sync_pipeline.connectors.invoice2go_zapier.connector",
 )
 
 

@@ -7,10 +7,11 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sync_pipeline.config import Settings, load_settings
+from sync_pipeline.connectors.registry import connector_for, target_entities
 from sync_pipeline.defs.backfill import build_backfill_job
 from sync_pipeline.defs.checks import build_metrics_checks, build_staging_checks
 from sync_pipeline.defs.extract import build_extract_assets, build_side_assets, side_keys
-from sync_pipeline.defs.load import build_load_assets, load_keys
+from sync_pipeline.defs.load import build_load_assets, load_keys, source_row_keys
 from sync_pipeline.defs.metrics import build_metrics_assets
 from sync_pipeline.defs.record import build_record_job
 from sync_pipeline.defs.resources import RunOptions, SyncSettings
@@ -36,6 +37,13 @@ def _connection_defs(settings: Settings, name: str) -> dg.Definitions:
     pairing = user_pairing_keys(conn, source_type, target_type)
     # the two-way sides' own reads on either system (the target's clients, Billy's products)
     sides = [*side_keys(settings.systems[conn.source]), *side_keys(settings.systems[conn.target])]
+    if connector_for(target_type).side_sourced:  # Invoice2go: the source's clients and products, nothing staged
+        reads = sorted({k for e in target_entities(target_type) if e.source_rows
+                        for k in source_row_keys(settings, conn.source, e.source_rows)}, key=lambda k: k.path)
+        job = build_connection_job(conn, settings.systems[conn.source], [*reads, *loads], staged=False)
+        schedule = build_schedule(conn, job)
+        return dg.Definitions(assets=build_load_assets(conn, settings), jobs=[job],
+                              schedules=[schedule] if schedule else [])
     job = build_connection_job(conn, settings.systems[conn.source], [*sides, *loads, *pairing])
     schedule = build_schedule(conn, job)
     assets = [*build_load_assets(conn, settings), *build_user_pairing_assets(conn, source_type, target_type, loads)]

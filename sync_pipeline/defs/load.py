@@ -10,10 +10,12 @@ from sync_pipeline.connectors.registry import TargetEntity, connector_for, targe
 from sync_pipeline.defs.metrics import BUILDS as METRICS_BUILDS, FINANCIAL_HEALTH, RISK_ALERTS
 from sync_pipeline.defs.resources import RunOptions, SyncSettings, warehouse
 from sync_pipeline.defs.staging import ACCOUNTS, BUILD as STAGING_BUILD, INVOICES
-from sync_pipeline.defs.twoway import build_twoway_asset
+from sync_pipeline.defs.twoway import build_twoway_asset, side_asset_key
 from sync_pipeline.load.apply import ApplyResult, apply_plan
 from sync_pipeline.load.deletions import flag_source_deletions
 from sync_pipeline.load.plan import Plan, compute_plan, inputs_fingerprint
+from sync_pipeline.load.quota import begin, hold_back, period_bounds, used
+from sync_pipeline.load.source_rows import KINDS, source_rows
 from sync_pipeline.warehouse.builds import forget_build, is_current, last_build, record_build
 
 
@@ -89,11 +91,26 @@ class _PlanCache:
                 record_build(self.conn, self.name, after, run_id, {**plan.settled().summary(), "dry_run": False})
 
 
+def _quota(conn, target_cfg, entity: str, plan: Plan, as_of, run_id: str) -> dict | None:
+    """Cut the plan to what the target's quota leaves this period (load/quota.py); None: no quota."""
+    limit = (getattr(target_cfg, "quota", None) or {}).get(entity)
+    if limit is None:
+        return None
+    bounds = period_bounds(as_of, target_cfg.quota_period)
+    begin(conn, run_id=run_id, system=target_cfg.name, entity=entity, bounds=bounds)
+    before = used(conn, system=target_cfg.name, entity=entity, bounds=bounds)
+    waiting = hold_back(conn, plan, limit - before)
+    return {"quota_limit": limit, "quota_used_before": before, "waiting_for_next_period": waiting,
+            "period": target_cfg.quota_period,
+            "quota_period": dg.MetadataValue.text(f"{bounds[0]:%Y-%m-%d} .. {bounds[1]:%Y-%m-%d} (UTC, end excluded)")}
+
+
 def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEntity, deps: list):
     name, entity = conn_cfg.name, spec.name
     connector = connector_for(target_type)
-    # the table sets the desired SQL reads, by their builds (sync.builds)
-    upstream = [STAGING_BUILD, *(METRICS_BUILDS.values() if spec.needs_metrics else ())]
+    # the table sets the desired SQL reads, by their builds (sync.builds); raw side tables have none: never reused
+    upstream = ([STAGING_BUILD, *(METRICS_BUILDS.values() if spec.needs_metrics else ())] if not spec.source_rows
+                else ["raw sides: no build recorded"])
 
     @dg.asset(
         key=[name, entity], deps=deps, group_name=name, kinds={"api", "duckdb"}, pool="duckdb",
@@ -112,6 +129,7 @@ def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEnti
         plan = None
         reused = False
         deletions = None
+        quota = None
         try:
             api = sync_settings.client(current.target)
             with warehouse(duckdb) as conn:
@@ -123,6 +141,10 @@ def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEnti
                         context.log.warning(f"{name}/{entity}: {deletions[0]} records deleted in {current.source} "
                                             f"have a copy in {current.target}; left as they are (flagged in "
                                             "sync.deletions)")
+                if spec.source_rows:  # the source's clients or products, whatever the vendor
+                    read = source_rows(conn, settings.systems[current.source], spec.source_rows, current)
+                    if not read:
+                        context.log.warning(f"{name}/{entity}: {current.source} has no {spec.source_rows} to send")
                 cache = _PlanCache(conn, connection=name, entity=entity, desired_sql=sql,
                                    params={**used, "updates": updates}, upstream=upstream,
                                    ledger_entities=[entity, *([spec.after] if spec.after else [])])
@@ -132,6 +154,11 @@ def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEnti
                     cache.forget()
                     plan = compute_plan(conn, connection=name, entity=entity, desired_sql=sql, params=used,
                                         keep_payloads=not dry_run, updates=updates)
+                quota = _quota(conn, settings.systems[current.target], entity, plan, run_options.as_of_date(),
+                               context.run.run_id)
+                if quota and quota["waiting_for_next_period"]:
+                    context.log.warning(f"{name}/{entity}: the {quota['period']} quota of {quota['quota_limit']} is reached; "
+                                        f"{quota['waiting_for_next_period']} wait for the next period")
                 context.log.info(f"{name}/{entity} plan: {dict(plan.counts)}" + (" (dry run)" if dry_run else "")
                                  + (" (inputs unchanged since the last run: its plan holds)" if reused else ""))
                 apply_plan(conn, plan, spec.writer(api), run_id=context.run.run_id, dry_run=dry_run,
@@ -146,11 +173,21 @@ def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEnti
         for key, message in result.errors[:5]:
             context.log.warning(f"{name}/{entity} {key} not written to {current.target}: {message}")
         meta = _metadata(result, plan, dry_run, reused)
+        if quota:
+            meta.update(quota)
         if deletions is not None:
             meta.update(deleted_in_source_new=deletions[0], deleted_in_source=deletions[1])
         return dg.MaterializeResult(metadata=meta)
 
     return _asset
+
+
+def source_row_keys(settings: Settings, system: str, kind: str) -> list[dg.AssetKey]:
+    """The extract assets landing the sides `source_rows` reads for `kind` (clients, products) of `system`."""
+    cfg = settings.systems[system]
+    keys = {side_asset_key(settings.systems, system, s.entity) for s in connector_for(cfg.type).sides
+            if s.entity in KINDS[kind]}
+    return sorted(keys, key=lambda k: k.to_user_string())
 
 
 def load_keys(conn_cfg: ConnectionSettings, target_type: str) -> list[dg.AssetKey]:
@@ -165,6 +202,8 @@ def build_load_assets(conn_cfg: ConnectionSettings, settings: Settings) -> list[
             assets.append(build_twoway_asset(conn_cfg, settings, spec))
             continue
         deps = [ACCOUNTS, FINANCIAL_HEALTH, RISK_ALERTS] if spec.needs_metrics else [INVOICES]
+        if spec.source_rows:  # the reads that land the source's sides of this kind
+            deps = source_row_keys(settings, conn_cfg.source, spec.source_rows)
         if spec.after:
             deps.append(dg.AssetKey([conn_cfg.name, spec.after]))
         assets.append(_load_asset(conn_cfg, target_type, spec, deps))

@@ -18,8 +18,11 @@ def job_name(connection: str) -> str:
     return f"{connection}_job"
 
 
-def build_connection_job(conn: ConnectionSettings, source: SourceSystem, load_keys: list[dg.AssetKey]):
-    keys = [*extract_keys(source), *STAGING_KEYS, *METRICS_KEYS, *load_keys]
+def build_connection_job(conn: ConnectionSettings, source: SourceSystem, load_keys: list[dg.AssetKey], *,
+                         staged: bool = True):
+    """`staged`: False for a target that reads the source's sides only (Invoice2go): its reads and loads, no
+    staging or metrics."""
+    keys = [*extract_keys(source), *STAGING_KEYS, *METRICS_KEYS, *load_keys] if staged else list(load_keys)
     return dg.define_asset_job(
         name=job_name(conn.name),
         selection=dg.AssetSelection.assets(*keys),

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, PlainSerializer, PlainValidator
 
 # Names a plan can be given to, besides "*" (every simulator without a plan of its own).
-SIMULATOR_NAMES = ("fakturownia", "sugester", "zoho_accounts", "zoho", "csb", "billy", "simply")
+SIMULATOR_NAMES = ("fakturownia", "sugester", "zoho_accounts", "zoho", "csb", "billy", "simply", "zapier")
 ALL = "*"
 # Refused before processing: at most one of these per request, so their shares add up to at most 1.
 REFUSING_KINDS = ("server_error", "rate_limit", "reset", "html")

@@ -24,6 +24,7 @@ from .options import add_sandbox_arguments
 from .simply_demo import generate_simply
 from .simply_sim import SimplySim
 from .sugester_sim import SugesterSim
+from .zapier_sim import ZapierSim
 from .zoho_demo import ZohoDemoSpec, generate_zoho
 from .zoho_sim import ZohoAccountsSim, ZohoInvoiceSim
 
@@ -112,9 +113,11 @@ class Sandbox:
                                                                                 self.spec.resolved_today()))
         self.simply = SimplySim(access_key=simply_access_key, max_rps=max_rps, clock_start=self.fakturownia.clock,
                                 data=None if "simply" in saved else generate_simply(self.spec.seed, self.spec.resolved_today()))
+        self.zapier = ZapierSim(clock_start=self.fakturownia.clock)  # catch hooks feeding an Invoice2go account
         self.simulators: dict[str, Simulator] = {"fakturownia": self.fakturownia, "sugester": self.sugester,
                                                  "zoho_accounts": self.zoho_accounts, "zoho": self.zoho,
-                                                 "csb": self.csb, "billy": self.billy, "simply": self.simply}
+                                                 "csb": self.csb, "billy": self.billy, "simply": self.simply,
+                                                 "zapier": self.zapier}
         self.fault_plans: dict[str, FaultPlan] = {}
         self.set_faults(faults)
         if data is not None:
@@ -195,7 +198,7 @@ class Sandbox:
     def target_counts(self) -> dict[str, dict[str, int]]:
         """Records each target simulator holds now: {"Sugester": {"clients": 40, ...}, ...}."""
         return {"Sugester": self.sugester.record_counts(), "CustomerSuccessBox": self.csb.record_counts(),
-                "Simply CRM": self.simply.record_counts()}
+                "Simply CRM": self.simply.record_counts(), "Invoice2go": self.zapier.record_counts()}
 
     def describe_counts(self) -> str:
         """One line for people: what the target simulators hold."""

@@ -18,5 +18,6 @@ SELECT record_key, source_id, payload, source_updated_at,
        nullif(trim(payload ->> 'street'), '')                         AS street,
        nullif(trim(payload ->> 'cityText'), '')                       AS city,
        nullif(trim(payload ->> 'zipcodeText'), '')                    AS post_code,
-       nullif(upper(trim(payload ->> 'countryId')), '')               AS country
+       nullif(upper(trim(payload ->> 'countryId')), '')               AS country,
+       nullif(trim(payload ->> 'registrationNo'), '')                 AS tax_id   -- not synced both ways (CRMs lack it)
 FROM c;

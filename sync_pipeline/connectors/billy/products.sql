@@ -13,6 +13,6 @@ SELECT record_key, source_id, payload, source_updated_at,
        nullif(trim(payload ->> 'name'), '')                           AS name,
        nullif(trim(payload ->> 'productNo'), '')                      AS code,
        nullif(trim(payload ->> 'description'), '')                    AS description,
-       TRY_CAST(coalesce(list_filter(prices, lambda x: (x ->> 'currencyId') = 'DKK')[1], prices[1]) ->> 'unitPrice'
-                AS DECIMAL(18, 2))                                    AS unit_price
-FROM p;
+       TRY_CAST(price ->> 'unitPrice' AS DECIMAL(18, 2))              AS unit_price,
+       nullif(price ->> 'currencyId', '')                             AS currency
+FROM (SELECT *, coalesce(list_filter(prices, lambda x: (x ->> 'currencyId') = 'DKK')[1], prices[1]) AS price FROM p);

@@ -1,0 +1,52 @@
+"""A system's clients or products as plain canonical rows, whatever the vendor, for a target that takes records
+from any system (Invoice2go through Zapier): `_source_clients` or `_source_products`, built from the system's
+two-way sides (their mapping SQL over what its reads landed in raw).
+
+Clients come from the sides `clients`, `organisations` and `contacts` (Billy and Simply CRM keep companies and
+persons apart); products from `products`. A system without such a side gives an empty table, and says so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from sync_pipeline.connectors.registry import connector_for
+from sync_pipeline.load.twoway_sides import Side, placeholders_for
+from sync_pipeline.warehouse.raw import ensure_raw_table
+
+KINDS = {"clients": ("clients", "organisations", "contacts"), "products": ("products",)}
+COLUMNS = {"clients": ("name", "tax_id", "email", "phone", "street", "city", "post_code", "country"),
+           "products": ("name", "code", "description", "unit_price", "currency")}
+
+
+def source_rows(conn: duckdb.DuckDBPyConnection, system_cfg: Any, kind: str, connection: Any = None) -> list[str]:
+    """Create `_source_<kind>` (our_key, source, source_id and COLUMNS[kind]) from `system_cfg`'s sides; returns
+    the sides it read (empty: the system has none of this kind)."""
+    connector = connector_for(system_cfg.type)
+    cols = COLUMNS[kind]
+    parts, used = [], []
+    for n, rs in enumerate(s for s in connector.sides if s.entity in KINDS[kind]):
+        extra = dict(rs.placeholders(connection)) if rs.placeholders else {}
+        side = Side("a", system_cfg.name, connector.label, rs.raw_entity, connector.sql(rs.mapping_sql),
+                    {**placeholders_for(system_cfg), **extra}, output=rs.output)
+        table = ensure_raw_table(conn, side.system, side.entity)
+        latest = (f"(SELECT * FROM {table} WHERE conflict IS NULL QUALIFY row_number() OVER "
+                  "(PARTITION BY record_key ORDER BY source_updated_at DESC NULLS LAST) = 1)")
+        conn.execute(side.render(latest))
+        have = {r[0] for r in conn.execute(f"DESCRIBE {side.output}").fetchall()}
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE _source_part_{n} AS SELECT "
+                     f"{_lit(system_cfg.name)} || ':' || source_id AS our_key, {_lit(system_cfg.name)} AS source, "
+                     "source_id, " + ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' if c in have
+                                               else f'CAST(NULL AS VARCHAR) AS "{c}"' for c in cols)
+                     + f" FROM {side.output} WHERE source_id IS NOT NULL")
+        parts.append(f"SELECT * FROM _source_part_{n}")
+        used.append(rs.entity)
+    empty = "SELECT CAST(NULL AS VARCHAR) AS our_key, CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS " \
+            "source_id, " + ", ".join(f'CAST(NULL AS VARCHAR) AS "{c}"' for c in cols) + " WHERE false"
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _source_{kind} AS " + " UNION ALL ".join(parts or [empty]))
+    return used
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
