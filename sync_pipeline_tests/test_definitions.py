@@ -35,7 +35,7 @@ def test_repository_definitions_load_through_the_defs_folder(monkeypatch):
         "billy/clients", "billy/invoice_changes", "billy/invoice_history", "billy/products",
         "billy_simply/contacts", "billy_simply/credit_notes", "billy_simply/invoices", "billy_simply/organisations",
         "billy_simply/products", "billy_to_invoice2go/clients", "billy_to_invoice2go/products",
-        "fakturownia/clients", "fakturownia/invoice_changes", "fakturownia/invoice_history",
+        "fakturownia/clients", "fakturownia/invoice_changes", "fakturownia/invoice_history", "fakturownia/products",
         "fakturownia_to_sugester/client_metrics", "fakturownia_to_sugester/clients", "fakturownia_to_sugester/deals",
         "fakturownia_to_sugester/user_pairing",
         "metrics/account_metrics", "metrics/financial_health", "metrics/risk_alerts",

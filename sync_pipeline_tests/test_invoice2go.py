@@ -167,19 +167,30 @@ def test_a_gone_hook_stops_only_its_connection_with_a_clear_message(tmp_path, sa
     assert len(sandbox.sugester.clients) > 0  # the other connection synced
 
 
-def test_any_system_with_clients_can_be_the_source(tmp_path, sandbox, instance):
+@pytest.mark.parametrize("source", ["fakturownia", "sugester", "simply"])
+def test_any_system_with_clients_or_products_can_be_the_source(tmp_path, sandbox, instance, source):
     path = config(tmp_path, sandbox.url)
     doc = yaml.safe_load(path.read_text())
-    doc["connections"]["sugester_to_invoice2go"] = {"source": "sugester", "target": "invoice2go", "schedule": "manual"}
+    doc["systems"]["simply"] = {"type": "simply_crm", "base_url": f"{sandbox.url}/simply",
+                                "access_key": "${SYNC_TEST_SIMPLY:-sandbox-simply-key}"}
+    doc["connections"] = {f"{source}_to_invoice2go": {"source": source, "target": "invoice2go", "schedule": "manual"}}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    sandbox.sugester.user_add_client(name="Kwiaciarnia Róża", email="roza@kwiaty.example", city="Kraków")
-    runs, summary = run(path, instance, connections=["sugester_to_invoice2go"])
+    if source == "sugester":
+        sandbox.sugester.user_add_client(name="Kwiaciarnia Róża", email="roza@kwiaty.example", city="Kraków")
+    clients = {"fakturownia": lambda: list(sandbox.fakturownia.clients.values()),
+               "sugester": lambda: list(sandbox.sugester.clients.values()),
+               "simply": lambda: sandbox.simply.records("Accounts") + sandbox.simply.records("Contacts")}[source]()
+    products = {"fakturownia": lambda: list(sandbox.fakturownia.products.values()), "sugester": lambda: [],
+                "simply": lambda: sandbox.simply.records("Products")}[source]()
+    runs, summary = run(path, instance)
     assert all(r.success for r in runs), [r.error for r in runs]
-    entry = summary["connections"]["sugester_to_invoice2go"]
-    assert entry["clients"]["created"] == len(sandbox.sugester.clients) == 1
-    assert entry["products"]["created"] == 0  # Sugester has no products to read: said in the run's log
-    [doc] = sandbox.zapier.deliveries("clients")
-    assert (doc["name"], doc["email"], doc["source"]) == ("Kwiaciarnia Róża", "roza@kwiaty.example", "sugester")
+    entry = summary["connections"][f"{source}_to_invoice2go"]
+    assert (entry["clients"]["created"], entry["products"]["created"]) == (len(clients), len(products))
+    assert sandbox.zapier.record_counts() == {"clients": len(clients), "products": len(products)}
+    assert {d["source"] for d in sandbox.zapier.deliveries()} == {source}
+    if source == "sugester":  # Sugester has no products to read: said in the run's log, nothing sent
+        [doc] = sandbox.zapier.deliveries("clients")
+        assert (doc["name"], doc["email"]) == ("Kwiaciarnia Róża", "roza@kwiaty.example")
 
 
 def test_the_hook_url_is_a_secret_and_never_shown(tmp_path, sandbox, instance, monkeypatch):

@@ -10,7 +10,7 @@ from sync_pipeline.config import Settings, load_settings
 from sync_pipeline.connectors.registry import connector_for, target_entities
 from sync_pipeline.defs.backfill import build_backfill_job
 from sync_pipeline.defs.checks import build_metrics_checks, build_staging_checks
-from sync_pipeline.defs.extract import build_extract_assets, build_side_assets, side_keys
+from sync_pipeline.defs.extract import build_extract_assets, build_side_assets
 from sync_pipeline.defs.load import build_load_assets, load_keys, source_row_keys
 from sync_pipeline.defs.metrics import build_metrics_assets
 from sync_pipeline.defs.record import build_record_job
@@ -19,6 +19,7 @@ from sync_pipeline.defs.schedules import build_connection_job, build_history_job
 from sync_pipeline.defs.sensors import close_dead_runs_sensor
 from sync_pipeline.defs.staging import build_staging_assets
 from sync_pipeline.defs.status import build_status_defs
+from sync_pipeline.defs.twoway import side_asset_key
 from sync_pipeline.defs.user_pairing import build_user_pairing_assets, user_pairing_keys
 
 
@@ -36,7 +37,8 @@ def _connection_defs(settings: Settings, name: str) -> dg.Definitions:
     loads = load_keys(conn, target_type)
     pairing = user_pairing_keys(conn, source_type, target_type)
     # the two-way sides' own reads on either system (the target's clients, Billy's products)
-    sides = [*side_keys(settings.systems[conn.source]), *side_keys(settings.systems[conn.target])]
+    sides = sorted({side_asset_key(settings.systems, system, e.name) for e in target_entities(target_type)
+                    if e.two_way for system in (conn.source, conn.target)}, key=lambda k: k.path)
     if connector_for(target_type).side_sourced:  # Invoice2go: the source's clients and products, nothing staged
         reads = sorted({k for e in target_entities(target_type) if e.source_rows
                         for k in source_row_keys(settings, conn.source, e.source_rows)}, key=lambda k: k.path)

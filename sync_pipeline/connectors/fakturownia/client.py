@@ -76,6 +76,10 @@ class FakturowniaClient(TokenParamApi):
         params = {} if changed_since is None else {"date_from": _day(changed_since).isoformat()}
         return self._iter_array_pages("/products.json", params)
 
+    def iter_changed_product_pages(self, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
+        """Products changed since a time: `date_from` is a day [V], so the whole day of `updated_since` is read."""
+        return self.iter_product_pages(changed_since=updated_since.date() if updated_since else None)
+
     def iter_user_pages(self) -> Iterator[list[dict]]:
         """The account's users, {id, login, email, first_name, last_name, role} as received. The endpoint is
         inferred [I] (VENDOR_APIS documents none): GET /users.json, paged like every list."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sync_pipeline.connectors._side_writer import fetcher
 from sync_pipeline.connectors.fakturownia.client import FakturowniaClient
 from sync_pipeline.connectors.fakturownia.side import clients_writer
-from sync_pipeline.connectors.registry import Connector, RecordSide, Source, Stream
+from sync_pipeline.connectors.registry import Connector, RawKeys, RecordSide, Source, Stream
 
 
 def _client(cfg) -> FakturowniaClient:
@@ -32,5 +32,10 @@ CONNECTOR = Connector(
         invoices_sql="invoices.sql",
     ),
     sides=(RecordSide("clients", "clients.sql", clients_writer,
-                      fetch=fetcher(lambda api, i: api.get_client(int(i)), str.isdigit)),),  # clients are written too (two-way sync)
+                      fetch=fetcher(lambda api, i: api.get_client(int(i)), str.isdigit)),
+           # products, read for targets that take them from any system (Invoice2go); never written
+           RecordSide("products", "products.sql", None, output="_rows",
+                      stream=Stream("products", "products", "iter_changed_product_pages",
+                                    RawKeys("id", "updated_at", "created_at"), staged_as="products",
+                                    scan="iter_product_pages"))),  # clients are written too (two-way sync)
 )

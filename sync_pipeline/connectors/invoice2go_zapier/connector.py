@@ -1,6 +1,6 @@
 """Invoice2go through Zapier catch hooks (VENDOR_APIS §7) as a target: clients and products of any configured
-system (its two-way sides: Fakturownia/InvoiceOcean, Sugester, Billy, Simply CRM and Zoho Invoice clients; Billy and
-Simply CRM products), each sent once, within the plan's quota per period."""
+system (its sides: Fakturownia/InvoiceOcean, Sugester, Billy, Simply CRM and Zoho Invoice clients;
+Fakturownia/InvoiceOcean, Billy and Simply CRM products), each sent once, within the plan's quota per period."""
 
 from __future__ import annotations
 
