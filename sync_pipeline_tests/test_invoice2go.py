@@ -167,20 +167,27 @@ def test_a_gone_hook_stops_only_its_connection_with_a_clear_message(tmp_path, sa
     assert len(sandbox.sugester.clients) > 0  # the other connection synced
 
 
-@pytest.mark.parametrize("source", ["fakturownia", "sugester", "simply"])
+@pytest.mark.parametrize("source", ["fakturownia", "sugester", "simply", "zoho"])
 def test_any_system_with_clients_or_products_can_be_the_source(tmp_path, sandbox, instance, source):
     path = config(tmp_path, sandbox.url)
     doc = yaml.safe_load(path.read_text())
     doc["systems"]["simply"] = {"type": "simply_crm", "base_url": f"{sandbox.url}/simply",
                                 "access_key": "${SYNC_TEST_SIMPLY:-sandbox-simply-key}"}
+    doc["systems"]["zoho"] = {"type": "zoho_invoice", "base_url": f"{sandbox.url}/zoho/invoice/v3",
+                              "accounts_url": f"{sandbox.url}/zoho-accounts", "organization_id": "20240001",
+                              "client_id": "sandbox-zoho-client",
+                              "client_secret": "${SYNC_TEST_ZS:-sandbox-zoho-secret}",
+                              "refresh_token": "${SYNC_TEST_ZR:-sandbox-zoho-refresh}"}
     doc["connections"] = {f"{source}_to_invoice2go": {"source": source, "target": "invoice2go", "schedule": "manual"}}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     if source == "sugester":
         sandbox.sugester.user_add_client(name="Kwiaciarnia Róża", email="roza@kwiaty.example", city="Kraków")
     clients = {"fakturownia": lambda: list(sandbox.fakturownia.clients.values()),
                "sugester": lambda: list(sandbox.sugester.clients.values()),
-               "simply": lambda: sandbox.simply.records("Accounts") + sandbox.simply.records("Contacts")}[source]()
+               "simply": lambda: sandbox.simply.records("Accounts") + sandbox.simply.records("Contacts"),
+               "zoho": lambda: list(sandbox.zoho.contacts.values())}[source]()
     products = {"fakturownia": lambda: list(sandbox.fakturownia.products.values()), "sugester": lambda: [],
+                "zoho": lambda: [],
                 "simply": lambda: sandbox.simply.records("Products")}[source]()
     runs, summary = run(path, instance)
     assert all(r.success for r in runs), [r.error for r in runs]
@@ -188,7 +195,7 @@ def test_any_system_with_clients_or_products_can_be_the_source(tmp_path, sandbox
     assert (entry["clients"]["created"], entry["products"]["created"]) == (len(clients), len(products))
     assert sandbox.zapier.record_counts() == {"clients": len(clients), "products": len(products)}
     assert {d["source"] for d in sandbox.zapier.deliveries()} == {source}
-    if source == "sugester":  # Sugester has no products to read: said in the run's log, nothing sent
+    if source == "sugester":  # Sugester's and Zoho's products are not read: said in the run's log, nothing sent
         [doc] = sandbox.zapier.deliveries("clients")
         assert (doc["name"], doc["email"]) == ("Kwiaciarnia Róża", "roza@kwiaty.example")
 

@@ -13,6 +13,7 @@ import duckdb
 
 from sync_pipeline.connectors.registry import connector_for
 from sync_pipeline.load.twoway_sides import Side, placeholders_for
+from sync_pipeline.warehouse.db import read_sql
 from sync_pipeline.warehouse.raw import ensure_raw_table
 
 KINDS = {"clients": ("clients", "organisations", "contacts"), "products": ("products",)}
@@ -25,6 +26,7 @@ def source_rows(conn: duckdb.DuckDBPyConnection, system_cfg: Any, kind: str, con
     the sides it read (empty: the system has none of this kind)."""
     connector = connector_for(system_cfg.type)
     cols = COLUMNS[kind]
+    conn.execute(read_sql("sync_pipeline.transform", "sql/staging_macros.sql"))  # the vendors' SQL uses them
     parts, used = [], []
     for n, rs in enumerate(s for s in connector.sides if s.entity in KINDS[kind]):
         extra = dict(rs.placeholders(connection)) if rs.placeholders else {}

@@ -17,6 +17,7 @@ import duckdb
 
 from sync_pipeline.load.entities import EntityModel
 from sync_pipeline.load.twoway_refs import refs_to_keys
+from sync_pipeline.warehouse.db import read_sql
 from sync_pipeline.warehouse.raw import ensure_raw_table
 
 
@@ -80,6 +81,7 @@ def map_side(conn: duckdb.DuckDBPyConnection, side: Side, table: str, model: Ent
              fields: Sequence[str]) -> None:
     """Run the side's mapping over `table`, add the custom fields, and put references in the links' terms
     (a reference not linked yet leaves the record `blocked`, with the reason)."""
+    conn.execute(read_sql("sync_pipeline.transform", "sql/staging_macros.sql"))  # the vendors' SQL uses them
     conn.execute(side.render(table))
     _custom_columns(conn, side)
     conn.execute(f"ALTER TABLE {side.output} ADD COLUMN IF NOT EXISTS blocked VARCHAR")
