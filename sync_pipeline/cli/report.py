@@ -83,7 +83,9 @@ def asset_metadata(events: Iterable) -> dict[str, dict[str, Any]]:
 def load_counts(metadata: dict[str, Any] | None) -> dict[str, int]:
     """Every load count (created, updated, …) of one load asset's metadata, 0 where absent."""
     metadata = metadata or {}
-    counts = {k: int(metadata.get(k) or 0) for k in COUNTS}
+    # a dry run's metadata says would_create / would_update (defs/resources.py plan_words)
+    planned = {"created": "would_create", "updated": "would_update", "adopted": "would_adopt"}
+    counts = {k: int(metadata.get(k, metadata.get(planned.get(k, k))) or 0) for k in COUNTS}
     if "waiting_for_next_period" in metadata:  # held back by the target's quota until the next period (load/quota.py)
         counts["waiting"] = int(metadata["waiting_for_next_period"] or 0)
     return counts

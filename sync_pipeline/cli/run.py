@@ -31,7 +31,7 @@ from sync_pipeline.config import ConfigError, load_settings
 from sync_pipeline.connectors.registry import connector_for, source_of, target_entities
 from sync_pipeline.dead_runs import close_dead_runs, worker_tags
 from sync_pipeline.defs.build import build_definitions
-from sync_pipeline.defs.resources import run_options_config
+from sync_pipeline.defs.resources import DRY_RUN_TAG, run_options_config
 from sync_pipeline.defs.schedules import job_name
 
 
@@ -77,7 +77,8 @@ def run_connections(config_path: Path | str, *, connections: list[str] | None = 
         with RunWatch(instance, run_id, say=notice) as watch:
             result = defs.resolve_job_def(job_name(name)).execute_in_process(
                 instance=instance, run_config=run_config, raise_on_error=False, run_id=run_id,
-                tags={"sync/connection": name, "sync/trigger": "cli", **worker_tags()},
+                tags={"sync/connection": name, "sync/trigger": "cli", **worker_tags(),
+                      **({DRY_RUN_TAG: "true"} if dry_run else {})},
             )
         events = result.all_events
         error = None if result.success else f"connection {name}: {first_error(events)}"

@@ -18,6 +18,7 @@ from sync_pipeline.cli.report import (
 )
 from sync_pipeline.config import Settings, load_settings
 from sync_pipeline.connectors.registry import target_entities
+from sync_pipeline.defs.resources import DRY_RUN_TAG
 
 _WORDS = {"SUCCESS": "Successful", "FAILURE": "Failed", "CANCELED": "Failed", "STARTED": "Running",
           "STARTING": "Running", "QUEUED": "Queued", "NOT_STARTED": "Queued", "CANCELING": "Running"}
@@ -53,6 +54,7 @@ def connection_status(instance: dg.DagsterInstance, settings: Settings) -> list[
                 "ended_at": _ts(rec.end_time),
                 "duration_seconds": round(rec.end_time - rec.start_time, 1) if rec.start_time and rec.end_time else None,
                 "counts": counts,
+                "dry_run": run.tags.get(DRY_RUN_TAG) == "true",
                 "first_error": first_error(events) if run.status.value in ("FAILURE", "CANCELED") else None,
             }
         out.append(entry)
@@ -70,9 +72,11 @@ def render(statuses: list[dict[str, Any]]) -> str:
             lines.append("  never run")
             continue
         took = f" in {run['duration_seconds']} s" if run["duration_seconds"] is not None else ""
-        lines.append(f"  last run: {run['status']}, {run['started_at'] or 'not started'}{took} (run {run['run_id'][:8]})")
+        plan = " (dry run: a plan, nothing written)" if run.get("dry_run") else ""
+        lines.append(f"  last run: {run['status']}{plan}, {run['started_at'] or 'not started'}{took} "
+                     f"(run {run['run_id'][:8]})")
         for entity, c in run["counts"].items():
-            lines.append(counts_line(entity, c))
+            lines.append(counts_line(entity, c, dry_run=bool(run.get("dry_run"))))
         if run["first_error"]:
             lines.append(f"  first error: {run['first_error']}")
     return "\n".join(lines)

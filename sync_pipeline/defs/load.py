@@ -8,7 +8,7 @@ from dagster_duckdb import DuckDBResource
 from sync_pipeline.config import ConnectionSettings, Settings
 from sync_pipeline.connectors.registry import TargetEntity, connector_for, target_entities
 from sync_pipeline.defs.metrics import BUILDS as METRICS_BUILDS, FINANCIAL_HEALTH, RISK_ALERTS
-from sync_pipeline.defs.resources import RunOptions, SyncSettings, warehouse
+from sync_pipeline.defs.resources import RunOptions, SyncSettings, mark_dry_run, plan_words, warehouse
 from sync_pipeline.defs.staging import ACCOUNTS, BUILD as STAGING_BUILD, INVOICES
 from sync_pipeline.defs.twoway import build_twoway_asset, side_asset_key
 from sync_pipeline.load.apply import ApplyResult, apply_plan
@@ -30,7 +30,7 @@ def _plan_markdown(plan: Plan) -> str:
 
 def _metadata(result: ApplyResult, plan: Plan, dry_run: bool, reused: bool = False) -> dict:
     return {
-        **result.as_metadata(),
+        **plan_words(result.as_metadata(), dry_run),
         "dry_run": dry_run,
         "plan_reused": reused,
         "plan": dg.MetadataValue.md(_plan_markdown(plan)),
@@ -121,6 +121,8 @@ def _load_asset(conn_cfg: ConnectionSettings, target_type: str, spec: TargetEnti
         settings = sync_settings.load()
         current = settings.connections[name]
         dry_run = run_options.dry_run_for(current.dry_run)
+        if dry_run:
+            mark_dry_run(context)
         params = {"source": current.source, "connection": name, "dry_run": dry_run,
                   "deal_kinds": list(current.deal_kinds), "reporting": settings.metrics.reporting_currency}
         sql = connector.payload_sql(spec, current)

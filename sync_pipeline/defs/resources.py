@@ -78,6 +78,23 @@ class RunOptions(dg.ConfigurableResource):
         return configured if self.dry_run is None else self.dry_run
 
 
+DRY_RUN_TAG = "sync/dry_run"  # on every run that writes nothing: the Runs list and `status` say it is a plan
+
+
+def mark_dry_run(context: Any) -> None:
+    """Tag the run as a dry run (a launchpad run gets its options from config, after launch: the tag follows)."""
+    if context.run.tags.get(DRY_RUN_TAG) != "true":
+        context.instance.add_run_tags(context.run.run_id, {DRY_RUN_TAG: "true"})
+
+
+def plan_words(counts: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+    """A dry run's counts as a plan: would_create / would_update instead of created / updated."""
+    if not dry_run:
+        return counts
+    renamed = {"created": "would_create", "updated": "would_update", "adopted": "would_adopt"}
+    return {renamed.get(k, k): v for k, v in counts.items()}
+
+
 def run_options_config(*, as_of: date | str | None = None, dry_run: bool | None = None,
                        record: tuple[str, str] | None = None) -> dict:
     """Run config setting the run's options (CLI runs, schedules, tests); `record`: (entity, id)."""

@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 
 from sync_pipeline.config import ConnectionSettings, Settings
 from sync_pipeline.connectors.registry import TargetEntity, connector_for, side_of
-from sync_pipeline.defs.resources import RunOptions, SyncSettings, warehouse
+from sync_pipeline.defs.resources import RunOptions, SyncSettings, mark_dry_run, plan_words, warehouse
 from sync_pipeline.load.departments import DepartmentError, resolve_departments
 from sync_pipeline.defs.record import record_scope_for
 from sync_pipeline.load.record_scope import restrict_plan, scope_summary
@@ -86,7 +86,8 @@ def _metadata(spec: TwoWaySpec, result: TwoWayResult, dry_run: bool) -> dict:
     lines.append(", ".join(f"{k.replace('_', ' ')} {result.counts.get(k, 0)}" for k in PAIR_COUNTS))
     meta: dict = {
         # the one-way vocabulary too, so run summaries and `status` read two-way loads like any other
-        "created": result.total("created"), "updated": result.total("updated"), "adopted": result.total("adopted"),
+        **plan_words({"created": result.total("created"), "updated": result.total("updated"),
+                      "adopted": result.total("adopted")}, dry_run),
         "failed": result.total("failed"), "unknown": result.total("unknown"), "blocked": 0,
         **{k: int(result.counts.get(k, 0)) for k in PAIR_COUNTS},
         "per_side": dg.MetadataValue.json({s: {v: int(c.get(v, 0)) for v in SIDE_COUNTS} for s, c in result.sides.items()}),
@@ -121,6 +122,8 @@ def build_twoway_asset(conn_cfg: ConnectionSettings, settings: Settings, spec: T
         settings_now = sync_settings.load()
         current = settings_now.connections[name]
         dry_run = run_options.dry_run_for(current.dry_run)
+        if dry_run:
+            mark_dry_run(context)
         result = TwoWayResult()
         try:
             tw = twoway_spec(settings_now, current, entity, sync_settings)
