@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from datetime import date
 from pathlib import Path
@@ -146,10 +147,34 @@ def _cmd_dev(args: argparse.Namespace) -> int:
             print(f"sandbox serving at {sandbox.url}", flush=True)
         cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(config_path.parent / "workspace.yaml"),
                "-h", args.host, "-p", str(args.port)]
+        # its own process group: on Ctrl-C or SIGTERM we stop `dagster dev` with its webserver and daemon, then
+        # leave the sandbox's block, which saves its state
+        proc = subprocess.Popen(cmd, cwd=config_path.parent, start_new_session=True)
         try:
-            return subprocess.call(cmd, cwd=config_path.parent)
+            return proc.wait()
         except KeyboardInterrupt:
+            _stop_group(proc)
             return 0
+
+
+def _stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """Stop a process group as Ctrl-C would (SIGINT), then SIGTERM, then SIGKILL, each after a grace period;
+    every process of the group is gone when this returns."""
+    for signum, wait_for in ((signal.SIGINT, grace), (signal.SIGTERM, grace / 2), (signal.SIGKILL, grace / 2)):
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait_for
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)  # anyone of the group left?
+            except ProcessLookupError:
+                proc.wait()
+                return
+            proc.poll()  # reap the leader, so a finished leader does not keep the group alive as a zombie
+            time.sleep(0.2)
+    proc.wait()
 
 
 def _cmd_accounts(args: argparse.Namespace) -> int:
