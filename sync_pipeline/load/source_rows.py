@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 
 from sync_pipeline.connectors.registry import connector_for
-from sync_pipeline.load.twoway_sides import Side, placeholders_for
+from sync_pipeline.load.twoway_sides import Side, latest_rows, placeholders_for, sql_literal
 from sync_pipeline.warehouse.db import read_sql
 from sync_pipeline.warehouse.raw import ensure_raw_table
 
@@ -25,20 +25,17 @@ def source_rows(conn: duckdb.DuckDBPyConnection, system_cfg: Any, kind: str, con
     """Create `_source_<kind>` (our_key, source, source_id and COLUMNS[kind]) from `system_cfg`'s sides; returns
     the sides it read (empty: the system has none of this kind)."""
     connector = connector_for(system_cfg.type)
-    cols = COLUMNS[kind]
+    cols, name = COLUMNS[kind], sql_literal(system_cfg.name)
     conn.execute(read_sql("sync_pipeline.transform", "sql/staging_macros.sql"))  # the vendors' SQL uses them
     parts, used = [], []
     for n, rs in enumerate(s for s in connector.sides if s.entity in KINDS[kind]):
         extra = dict(rs.placeholders(connection)) if rs.placeholders else {}
         side = Side("a", system_cfg.name, connector.label, rs.raw_entity, connector.sql(rs.mapping_sql),
                     {**placeholders_for(system_cfg), **extra}, output=rs.output)
-        table = ensure_raw_table(conn, side.system, side.entity)
-        latest = (f"(SELECT * FROM {table} WHERE conflict IS NULL QUALIFY row_number() OVER "
-                  "(PARTITION BY record_key ORDER BY source_updated_at DESC NULLS LAST) = 1)")
-        conn.execute(side.render(latest))
+        conn.execute(side.render(latest_rows(ensure_raw_table(conn, side.system, side.entity))))
         have = {r[0] for r in conn.execute(f"DESCRIBE {side.output}").fetchall()}
         conn.execute(f"CREATE OR REPLACE TEMP TABLE _source_part_{n} AS SELECT "
-                     f"{_lit(system_cfg.name)} || ':' || source_id AS our_key, {_lit(system_cfg.name)} AS source, "
+                     f"{name} || ':' || source_id AS our_key, {name} AS source, "
                      "source_id, " + ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' if c in have
                                                else f'CAST(NULL AS VARCHAR) AS "{c}"' for c in cols)
                      + f" FROM {side.output} WHERE source_id IS NOT NULL")
@@ -48,7 +45,3 @@ def source_rows(conn: duckdb.DuckDBPyConnection, system_cfg: Any, kind: str, con
             "source_id, " + ", ".join(f'CAST(NULL AS VARCHAR) AS "{c}"' for c in cols) + " WHERE false"
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _source_{kind} AS " + " UNION ALL ".join(parts or [empty]))
     return used
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"

@@ -81,7 +81,6 @@ def map_side(conn: duckdb.DuckDBPyConnection, side: Side, table: str, model: Ent
              fields: Sequence[str]) -> None:
     """Run the side's mapping over `table`, add the custom fields, and put references in the links' terms
     (a reference not linked yet leaves the record `blocked`, with the reason)."""
-    conn.execute(read_sql("sync_pipeline.transform", "sql/staging_macros.sql"))  # the vendors' SQL uses them
     conn.execute(side.render(table))
     _custom_columns(conn, side)
     conn.execute(f"ALTER TABLE {side.output} ADD COLUMN IF NOT EXISTS blocked VARCHAR")
@@ -133,14 +132,20 @@ def _map(conn: duckdb.DuckDBPyConnection, side: Side, table: str, spec: Any) -> 
     return _departments(conn, side, spec.departments)
 
 
+def latest_rows(table: str) -> str:
+    """A raw table's latest version of each record, as a subquery (conflicting copies left out)."""
+    return (f"(SELECT * FROM {table} WHERE conflict IS NULL QUALIFY row_number() OVER "
+            "(PARTITION BY record_key ORDER BY source_updated_at DESC NULLS LAST) = 1)")
+
+
 def build_side(conn: duckdb.DuckDBPyConnection, side: Side, spec: Any) -> list[str]:
     """`_side_<key>`: one row per record of the side's raw table (its latest version); returns the departments
     of its records that `spec.departments` (when given) does not map. `spec`: a TwoWaySpec (fields, model,
     connection, departments)."""
     table = ensure_raw_table(conn, side.system, side.entity)
-    latest = (f"(SELECT * FROM {table} WHERE conflict IS NULL QUALIFY row_number() OVER "
-              "(PARTITION BY record_key ORDER BY source_updated_at DESC NULLS LAST) = 1)")
-    unmapped = _map(conn, side, latest, spec)
+    # the vendors' SQL uses them; temporary, so they stay for the answers mapped later on this connection
+    conn.execute(read_sql("sync_pipeline.transform", "sql/staging_macros.sql"))
+    unmapped = _map(conn, side, latest_rows(table), spec)
     rules = list(spec.model.match) if spec.model is not None else []
     matches = [r.expr for r in rules] + ["CAST(NULL AS VARCHAR)"] * (2 - len(rules))
     conn.execute(_SIDE_SQL.format(key=side.key, instance=side.placeholders["instance"], raw=table, output=side.output,
